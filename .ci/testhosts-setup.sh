@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Prepare booted Debian 12 test hosts for tests/system (see tests/testhost.py).
+#
+#   bash .ci/testhosts-setup.sh               install host tools, build or reuse the image
+#   bash .ci/testhosts-setup.sh --print-path  print the image rootfs path for the current
+#                                             recipe (no apt, no build; exit 1 if not built)
+#   bash .ci/testhosts-setup.sh --rebuild     force a fresh image build
+#
+# Idempotent, runs as root. The image is a plain directory (used read-only as the lower
+# layer of `systemd-nspawn --volatile=overlay`) plus a tar.zst copy of it, cached under
+#   ${TRUEUP_TESTHOST_CACHE:-/var/cache/trueup-testhosts}/images/bookworm-<key>/
+# where <key> hashes the image recipe below (suite, mirror, packages, customize hook), so a
+# changed recipe builds a new image. An image older than TRUEUP_TESTHOST_MAX_AGE_DAYS
+# (default 14) is rebuilt so its apt lists and packages don't drift too far from the mirror.
+set -euo pipefail
+
+CACHE=${TRUEUP_TESTHOST_CACHE:-/var/cache/trueup-testhosts}
+MAX_AGE_DAYS=${TRUEUP_TESTHOST_MAX_AGE_DAYS:-14}
+APT_LOCK=(-o DPkg::Lock::Timeout=900)
+
+# --- image recipe: everything here goes into the cache key -------------------------------
+RECIPE_VERSION=1
+SUITE=bookworm
+MIRROR=http://deb.debian.org/debian
+SECURITY_MIRROR=http://deb.debian.org/debian-security
+PACKAGES=(
+    systemd systemd-sysv dbus
+    python3 python3-venv
+    iproute2 procps
+    openssh-server
+    ca-certificates
+)
+HOST_TOOLS=(mmdebstrap systemd-container zstd util-linux iproute2)
+
+# Runs as mmdebstrap's customize hook: "$1" is the new root.
+customize_image() {
+    local root=$1
+    # No /etc/hostname: systemd then keeps the hostname nspawn sets (the machine name).
+    # No /etc/resolv.conf: nspawn copies the host's at boot (--resolv-conf=copy-host).
+    rm -f "$root/etc/hostname" "$root/etc/resolv.conf"
+    # An empty machine-id makes systemd generate a fresh one on every boot.
+    : >"$root/etc/machine-id"
+    rm -f "$root/var/lib/dbus/machine-id"
+    # Services that are useless or harmful in a container sharing the host's network.
+    # (ssh.service is masked per boot by the harness, so a test may still unmask it.)
+    for unit in systemd-networkd-wait-online.service getty@tty1.service \
+        e2scrub_reap.service e2scrub_all.timer apt-daily.timer apt-daily-upgrade.timer \
+        fstrim.timer; do
+        ln -sf /dev/null "$root/etc/systemd/system/$unit"
+    done
+    # Fast, quiet journal kept in memory (the host is thrown away anyway).
+    mkdir -p "$root/etc/systemd/journald.conf.d"
+    printf '[Journal]\nStorage=volatile\nRuntimeMaxUse=32M\n' \
+        >"$root/etc/systemd/journald.conf.d/testhost.conf"
+    # Keep dpkg from spending time on docs and man pages.
+    printf 'path-exclude=/usr/share/doc/*\npath-include=/usr/share/doc/*/copyright\npath-exclude=/usr/share/man/*\npath-exclude=/usr/share/locale/*\npath-include=/usr/share/locale/locale.alias\n' \
+        >"$root/etc/dpkg/dpkg.cfg.d/01-testhost-nodoc"
+}
+# -----------------------------------------------------------------------------------------
+
+recipe_key() {
+    {
+        echo "v=$RECIPE_VERSION suite=$SUITE mirror=$MIRROR security=$SECURITY_MIRROR"
+        printf '%s\n' "${PACKAGES[@]}" | sort
+        declare -f customize_image
+    } | sha256sum | cut -c1-16
+}
+
+KEY=$(recipe_key)
+IMAGE_DIR="$CACHE/images/$SUITE-$KEY"
+ROOTFS="$IMAGE_DIR/rootfs"
+TARBALL="$CACHE/images/$SUITE-$KEY.tar.zst"
+STAMP="$IMAGE_DIR/READY"
+
+log() { printf '[testhosts-setup] %s\n' "$*" >&2; }
+
+image_fresh() {
+    [[ -f "$STAMP" && -x "$ROOTFS/lib/systemd/systemd" ]] || return 1
+    [[ -z $(find "$STAMP" -mtime "+$MAX_AGE_DAYS" -print) ]]
+}
+
+case "${1:-}" in
+--print-path)
+    if image_fresh; then
+        echo "$ROOTFS"
+        exit 0
+    fi
+    echo "$ROOTFS"
+    exit 1
+    ;;
+--print-key)
+    echo "$KEY"
+    exit 0
+    ;;
+--rebuild) FORCE=1 ;;
+"") FORCE=0 ;;
+*)
+    echo "usage: $0 [--print-path|--print-key|--rebuild]" >&2
+    exit 2
+    ;;
+esac
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "testhosts-setup: must run as root" >&2
+    exit 1
+fi
+
+t0=$SECONDS
+
+# 1. host tools --------------------------------------------------------------------------
+missing=()
+for tool in mmdebstrap systemd-nspawn zstd nsenter unshare ip; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+    log "missing tools: ${missing[*]}; installing ${HOST_TOOLS[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get "${APT_LOCK[@]}" -q update
+    apt-get "${APT_LOCK[@]}" -q install -y --no-install-recommends "${HOST_TOOLS[@]}"
+    log "host tools installed ($((SECONDS - t0)) s)"
+else
+    log "host tools present: mmdebstrap $(dpkg-query -W -f='${Version}' mmdebstrap)," \
+        "systemd-container $(dpkg-query -W -f='${Version}' systemd-container)"
+fi
+
+# 2. image -------------------------------------------------------------------------------
+mkdir -p "$CACHE/images"
+exec 9>"$CACHE/.lock"
+if ! flock -w 900 9; then
+    echo "testhosts-setup: could not lock $CACHE/.lock within 900 s" >&2
+    exit 1
+fi
+
+if ((FORCE == 0)) && image_fresh; then
+    log "image cached: $ROOTFS (key $KEY, built $(cat "$STAMP"))"
+elif ((FORCE == 0)) && [[ -f "$TARBALL" ]] && [[ -z $(find "$TARBALL" -mtime "+$MAX_AGE_DAYS" -print) ]]; then
+    t1=$SECONDS
+    tmp="$CACHE/images/.restore-$KEY-$$"
+    rm -rf "$tmp" "$IMAGE_DIR"
+    mkdir -p "$tmp/rootfs"
+    tar -C "$tmp/rootfs" --numeric-owner -I 'zstd -T0' -xpf "$TARBALL"
+    date -u -r "$TARBALL" +%FT%TZ >"$tmp/READY"
+    touch -r "$TARBALL" "$tmp/READY"
+    mv "$tmp" "$IMAGE_DIR"
+    log "image restored from $TARBALL in $((SECONDS - t1)) s: $ROOTFS"
+else
+    t1=$SECONDS
+    tmp="$CACHE/images/.build-$KEY-$$"
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
+    trap 'rm -rf "$tmp"' EXIT
+    log "building image $SUITE-$KEY with mmdebstrap (${PACKAGES[*]})"
+    include=$(IFS=,; echo "${PACKAGES[*]}")
+    {
+        echo '#!/bin/bash'
+        echo 'set -euo pipefail'
+        declare -f customize_image
+        echo 'customize_image "$1"'
+    } >"$tmp/customize.sh"
+    chmod +x "$tmp/customize.sh"
+    # The apt lists are kept (--skip=cleanup/apt/lists) so tests can `apt-get install`
+    # straight away; an `apt-get update` in a test then only refreshes them.
+    mmdebstrap --variant=apt --mode=root --format=directory \
+        --include="$include" \
+        --skip=cleanup/apt/lists \
+        --customize-hook="$tmp/customize.sh" \
+        "$SUITE" "$tmp/rootfs" "$MIRROR" "deb $SECURITY_MIRROR $SUITE-security main" \
+        "deb $MIRROR $SUITE-updates main"
+    log "mmdebstrap done in $((SECONDS - t1)) s; writing $TARBALL"
+    tar -C "$tmp/rootfs" --numeric-owner -I 'zstd -T0 -3' -cpf "$TARBALL.tmp" .
+    mv "$TARBALL.tmp" "$TARBALL"
+    date -u +%FT%TZ >"$tmp/READY"
+    rm -rf "$IMAGE_DIR"
+    mv "$tmp" "$IMAGE_DIR"
+    trap - EXIT
+    log "image built in $((SECONDS - t1)) s: $ROOTFS ($(du -sh "$ROOTFS" | cut -f1)," \
+        "tar.zst $(du -h "$TARBALL" | cut -f1))"
+fi
+
+# Drop images of older recipes (keep the 2 newest others, so a concurrent run on an older
+# checkout keeps working).
+mapfile -t old < <(cd "$CACHE/images" && ls -1dt "$SUITE"-*/ 2>/dev/null \
+    | sed 's#/$##' | grep -vx "$SUITE-$KEY" | tail -n +3)
+for name in "${old[@]}"; do
+    log "removing old image $name"
+    rm -rf "${CACHE:?}/images/$name" "${CACHE:?}/images/$name.tar.zst"
+done
+
+echo "$ROOTFS"
+log "done in $((SECONDS - t0)) s"

@@ -1,0 +1,324 @@
+"""Recipes + attributes → the catalog: rendered, validated resources in convergence order.
+
+Nothing here changes the host. Every error is a TrueupError naming the recipe
+file and line, raised before the first change.
+"""
+
+from __future__ import annotations
+
+import difflib
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.errors import TrueupError
+from agent.loader import Recipe
+from agent.model import Location
+from agent.render import Renderer, RenderError
+from agent.resources import COMMON_FIELDS, Context, Field, Resource, kind_class, load_all
+from agent.yamlfile import LineDict
+
+PHASES = {"bake": ("bake", "any"), "boot": ("boot", "any"), "all": ("bake", "boot", "any")}
+
+
+@dataclass
+class Node:
+    """A resource with what the engine needs to schedule it."""
+
+    res: Resource
+    loc: Location
+    index: int
+    recipe: str
+    phase: str
+    requires: list[str] = field(default_factory=list)
+    notify: list[tuple[str, str]] = field(default_factory=list)
+    subscribe: list[tuple[str, str]] = field(default_factory=list)
+    immediately: bool = False
+    only_if: list[str] | None = None
+    not_if: list[str] | None = None
+    retries: int = 0
+    retry_delay: float = 1.0
+    ignore_failure: bool = False
+    # filled by order(): resources that must not run if this one fails
+    dependents: list[Node] = field(default_factory=list)
+
+    @property
+    def ident(self) -> str:
+        return self.res.ident
+
+
+@dataclass
+class Catalog:
+    """Every resource of a run, in the order they converge."""
+
+    nodes: list[Node]
+    by_ident: dict[str, Node]
+
+
+def _suggest(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_type(key: str, value: Any, fld: Field) -> Any:
+    """The value converted to the field's type, or ValueError saying what is allowed."""
+    types = fld.types
+    if isinstance(value, bool) and bool not in types:
+        pass  # True is an int in Python, never in a recipe
+    elif isinstance(value, types):
+        if fld.choices and value not in fld.choices:
+            raise ValueError(f"{key} must be one of {', '.join(map(str, fld.choices))}, "
+                             f"not {value!r}")
+        return value
+    if isinstance(value, str):
+        if int in types and value.strip().lstrip("-").isdigit():
+            return int(value)
+        if float in types:
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if bool in types and value in ("True", "False", "true", "false"):
+            return value in ("True", "true")
+    names = " or ".join({str: "a string", int: "an integer", float: "a number",
+                         bool: "true or false", list: "a list", dict: "a mapping"}[t]
+                        for t in types)
+    raise ValueError(f"{key} must be {names}, not {type(value).__name__} {value!r}")
+
+
+def compile_catalog(recipes: list[Recipe], renderer: Renderer,
+                    make_context: Callable[[Recipe], Context], phase: str = "all") -> Catalog:
+    """Render and validate every resource of ``recipes``; order them; check references."""
+    nodes: list[Node] = []
+    by_ident: dict[str, Node] = {}
+    wanted = PHASES[phase]
+    for recipe in recipes:
+        ctx = make_context(recipe)
+        for pos, item in enumerate(recipe.resources):
+            line = recipe.resources.lines[pos]
+            node = _compile_one(recipe, item, line, ctx, renderer, len(nodes), wanted)
+            if node is None:
+                continue
+            twin = by_ident.get(node.ident)
+            if twin is not None:
+                raise TrueupError(f"duplicate resource {node.ident}: already declared at "
+                                  f"{twin.loc}; declare it once (merge the fields)",
+                                  recipe.file, line)
+            by_ident[node.ident] = node
+            nodes.append(node)
+    _resolve(nodes, by_ident, phase == "all")
+    return Catalog(_order(nodes, by_ident), by_ident)
+
+
+def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: Renderer,
+                 index: int, wanted: tuple[str, ...]) -> Node | None:
+    file = recipe.file
+    if not isinstance(item, LineDict) or not item:
+        raise TrueupError("each resource is a mapping that starts with '<type>: <name>', "
+                          "e.g. '- file: /etc/motd'", file, line)
+    kind = next(iter(item))
+    cls = kind_class(kind) if isinstance(kind, str) else None
+    if cls is None:
+        kinds = sorted(load_all())
+        raise TrueupError(f"unknown resource type {kind!r}{_suggest(str(kind), kinds)}; "
+                          f"types: {', '.join(kinds)} (the first key of a resource names "
+                          "its type)", file, line)
+    for key in item:
+        if key != kind and key not in cls.FIELDS and key not in COMMON_FIELDS:
+            allowed = sorted(set(cls.FIELDS) | set(COMMON_FIELDS))
+            raise TrueupError(f"unknown field {key!r} for {kind}{_suggest(str(key), allowed)}; "
+                              f"allowed: {', '.join(allowed)}", file, item.lines[key])
+    phase = item.get("phase") or recipe.phase or "any"
+    if phase not in ("bake", "boot", "any"):
+        raise TrueupError(f"phase must be bake, boot or any, not {phase!r}", file,
+                          item.lines.get("phase", line))
+    if phase not in wanted:
+        return None
+
+    raw_name = item[kind]
+    if isinstance(raw_name, (int, float)) and not isinstance(raw_name, bool):
+        raw_name = str(raw_name)
+    if not isinstance(raw_name, str) or not raw_name.strip():
+        raise TrueupError(f"{kind} needs a name: '- {kind}: <name>'", file, line)
+    spec: dict[str, Any] = {}
+    try:
+        name = renderer.string(raw_name)
+        for key, value in item.items():
+            if key == kind:
+                continue
+            try:
+                rendered = renderer.value(value)
+            except RenderError as exc:
+                raise TrueupError(str(exc), file, item.lines[key]) from None
+            fld = cls.FIELDS.get(key) or COMMON_FIELDS[key]
+            if rendered is None:
+                continue
+            try:
+                spec[key] = _check_type(key, rendered, fld)
+            except ValueError as exc:
+                raise TrueupError(str(exc), file, item.lines[key]) from None
+    except RenderError as exc:
+        raise TrueupError(str(exc), file, line) from None
+    for key, fld in cls.FIELDS.items():
+        if fld.required and key not in spec:
+            raise TrueupError(f"{kind} {name!r} needs the field {key!r} ({fld.doc})", file, line)
+    state = spec.get("state")
+    if state is not None and state not in cls.STATES:
+        raise TrueupError(f"state of {kind} must be one of {', '.join(cls.STATES)}, "
+                          f"not {state!r}", file, item.lines.get("state", line))
+
+    res = cls(name, spec, ctx)
+    try:
+        res.validate()
+        res.prepare()
+    except RenderError as exc:
+        raise TrueupError(str(exc), getattr(exc, "file", None) or file,
+                          exc.line if getattr(exc, "file", None) else line) from None
+    except (ValueError, OSError) as exc:
+        key = getattr(exc, "field", None)
+        raise TrueupError(str(exc), file, item.lines.get(key, line)) from None
+
+    node = Node(res=res, loc=Location(file, line), index=index, recipe=recipe.name,
+                phase=phase)
+    node.requires = [_ident(r, file, item.lines.get("requires", line))
+                     for r in _as_list(spec.get("requires"))]
+    node.notify = [_split_action(n) for n in _as_list(spec.get("notify"))]
+    node.subscribe = [_split_action(s) for s in _as_list(spec.get("subscribe"))]
+    node.immediately = bool(spec.get("immediately"))
+    for guard in ("only_if", "not_if"):
+        argv = spec.get(guard)
+        if argv is not None:
+            if not argv or not all(isinstance(a, (str, int, float)) for a in argv):
+                raise TrueupError(f"{guard} takes an argv list such as [test, -f, /etc/x]; "
+                                  "for a shell snippet write [/bin/sh, -c, '...']",
+                                  file, item.lines[guard])
+            setattr(node, guard, [str(a) for a in argv])
+    node.retries = max(0, int(spec.get("retries", 0)))
+    node.retry_delay = max(0.0, float(spec.get("retry_delay", 1)))
+    node.ignore_failure = bool(spec.get("ignore_failure"))
+    node._lines = item.lines  # type: ignore[attr-defined]
+    return node
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def _ident(text: str, file: str, line: int) -> str:
+    kind, sep, name = text.partition(":")
+    if not sep or not kind or not name:
+        raise TrueupError(f"{text!r} is not a resource reference; write type:name, "
+                          "e.g. package:nginx", file, line)
+    return text
+
+
+def _split_action(text: str) -> tuple[str, str]:
+    """'service:nginx restart' → ('service:nginx', 'restart'); no action → ''."""
+    head, sep, tail = text.rpartition(" ")
+    if sep and ":" in head and tail.isidentifier():
+        return head.strip(), tail
+    return text.strip(), ""
+
+
+def _resolve(nodes: list[Node], by_ident: dict[str, Node], strict: bool) -> None:
+    """Check that every reference names a declared resource and a known action."""
+    for node in nodes:
+        lines = node._lines  # type: ignore[attr-defined]
+        file = node.loc.file
+
+        def target(ident: str, key: str) -> Node | None:
+            found = by_ident.get(ident)
+            if found is None and strict:
+                raise TrueupError(f"{key} {ident!r} names no declared resource"
+                                  f"{_suggest(ident, list(by_ident))}", file,
+                                  lines.get(key, node.loc.line))
+            return found
+
+        node.requires = [r for r in node.requires if target(r, "requires")]
+        notify = []
+        for ident, action in node.notify:
+            tgt = target(ident, "notify")
+            if tgt is None:
+                continue
+            notify.append((ident, _action(tgt.res, action, "notify", file,
+                                          lines.get("notify", node.loc.line))))
+        node.notify = notify
+        subscribe = []
+        for ident, action in node.subscribe:
+            if target(ident, "subscribe") is None:
+                continue
+            subscribe.append((ident, _action(node.res, action, "subscribe", file,
+                                             lines.get("subscribe", node.loc.line))))
+        node.subscribe = subscribe
+
+
+def _action(res: Resource, action: str, key: str, file: str, line: int) -> str:
+    if not res.ACTIONS:
+        raise TrueupError(f"{res.kind} resources take no notifications, so {key} cannot "
+                          f"target {res.ident}", file, line)
+    if not action:
+        return res.ACTIONS[0]
+    if action not in res.ACTIONS:
+        raise TrueupError(f"{res.ident} has no action {action!r}; actions: "
+                          f"{', '.join(res.ACTIONS)}", file, line)
+    return action
+
+
+def _order(nodes: list[Node], by_ident: dict[str, Node]) -> list[Node]:
+    """Declaration order, except where requires/subscribe/notify say otherwise."""
+    after: dict[int, list[Node]] = {n.index: [] for n in nodes}   # n → those that wait for n
+    waiting: dict[int, int] = {n.index: 0 for n in nodes}
+
+    def edge(first: Node, then: Node) -> None:
+        after[first.index].append(then)
+        waiting[then.index] += 1
+
+    for node in nodes:
+        for ident in node.requires:
+            edge(by_ident[ident], node)
+        for ident, _ in node.subscribe:
+            edge(by_ident[ident], node)
+        for ident, _ in node.notify:
+            edge(node, by_ident[ident])
+    for node in nodes:
+        node.dependents = after[node.index]
+
+    ready = [(n.index, n) for n in nodes if waiting[n.index] == 0]
+    heapq.heapify(ready)
+    ordered: list[Node] = []
+    while ready:
+        _, node = heapq.heappop(ready)
+        ordered.append(node)
+        for nxt in after[node.index]:
+            waiting[nxt.index] -= 1
+            if waiting[nxt.index] == 0:
+                heapq.heappush(ready, (nxt.index, nxt))
+    if len(ordered) != len(nodes):
+        raise _cycle_error([n for n in nodes if waiting[n.index] > 0], after)
+    return ordered
+
+
+def _cycle_error(stuck: list[Node], after: dict[int, list[Node]]) -> TrueupError:
+    """Name one cycle among the resources that could not be ordered."""
+    stuck_ids = {n.index for n in stuck}
+    before: dict[int, Node] = {}  # each stuck node waits for at least one stuck node
+    for node in stuck:
+        for nxt in after[node.index]:
+            if nxt.index in stuck_ids:
+                before.setdefault(nxt.index, node)
+    path: list[Node] = []
+    seen: dict[int, int] = {}
+    node = stuck[0]
+    while node.index not in seen:
+        seen[node.index] = len(path)
+        path.append(node)
+        node = before[node.index]
+    cycle = list(reversed(path[seen[node.index]:]))
+    cycle.append(cycle[0])
+    chain = " -> ".join(f"{n.ident} ({n.loc})" for n in cycle)
+    first = cycle[0]
+    return TrueupError(f"dependency cycle: {chain}; remove one of these requires/notify/"
+                       "subscribe relations", first.loc.file, first.loc.line)

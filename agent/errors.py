@@ -1,0 +1,37 @@
+"""Errors that stop a run before anything changes, and errors of one resource."""
+
+from __future__ import annotations
+
+
+class TrueupError(Exception):
+    """trueup cannot run: bad recipe, configuration or source. Exit 1, nothing changed.
+
+    The message names the file and line when there is one, and says what to do.
+    """
+
+    def __init__(self, message: str, file: str | None = None, line: int | None = None,
+                 column: int | None = None) -> None:
+        self.message = message
+        self.file = file
+        self.line = line
+        self.column = column
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file
+            if self.line:
+                where += f":{self.line}"
+                if self.column:
+                    where += f":{self.column}"
+            where += ": "
+        return where + self.message
+
+
+class ResourceError(Exception):
+    """One resource could not be converged; the run goes on without its dependents."""
+
+
+class LockBusy(Exception):
+    """Another run holds the lock."""

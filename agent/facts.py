@@ -1,0 +1,105 @@
+"""Facts about this host, each gathered the first time something reads it."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+
+def _os_release() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for path in ("/etc/os-release", "/usr/lib/os-release"):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    key, sep, value = line.strip().partition("=")
+                    if sep:
+                        out[key] = value.strip().strip('"')
+            return out
+        except OSError:
+            continue
+    return out
+
+
+def _memory_mb() -> int:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _os_family(release: Mapping[str, str]) -> str:
+    ids = {release.get("ID", "")} | set(release.get("ID_LIKE", "").split())
+    for family in ("debian", "rhel", "fedora", "suse", "arch", "alpine"):
+        if family in ids:
+            return "rhel" if family == "fedora" else family
+    return release.get("ID", platform.system().lower())
+
+
+GATHERERS: dict[str, Callable[[Facts], Any]] = {
+    "hostname": lambda f: socket.gethostname().split(".")[0],
+    "fqdn": lambda f: socket.getfqdn(),
+    "os_release": lambda f: _os_release(),
+    "os": lambda f: f.os_release.get("ID", platform.system().lower()),
+    "os_family": lambda f: _os_family(f.os_release),
+    "os_version": lambda f: f.os_release.get("VERSION_ID", platform.release()),
+    "os_codename": lambda f: f.os_release.get("VERSION_CODENAME", ""),
+    "kernel": lambda f: platform.release(),
+    "architecture": lambda f: platform.machine(),
+    "cpus": lambda f: os.cpu_count() or 1,
+    "memory_mb": lambda f: _memory_mb(),
+    "python": lambda f: platform.python_version(),
+    "python_executable": lambda f: sys.executable,
+    "env": lambda f: dict(os.environ),
+}
+
+
+class Facts(Mapping[str, Any]):
+    """Lazily gathered facts: ``facts.hostname`` runs only the hostname gatherer.
+
+    Extra providers (e.g. EC2 instance metadata) add gatherers under their own
+    names with :meth:`provide`.
+    """
+
+    def __init__(self, overrides: Mapping[str, Any] | None = None) -> None:
+        self._gatherers = dict(GATHERERS)
+        self._values: dict[str, Any] = dict(overrides or {})
+        self.used: set[str] = set()
+
+    def provide(self, name: str, gather: Callable[[Facts], Any]) -> None:
+        self._gatherers[name] = gather
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._values:
+            gather = self._gatherers.get(name)
+            if gather is None:
+                raise KeyError(name)
+            self._values[name] = gather(self)
+        self.used.add(name)
+        return self._values[name]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"no fact named {name!r}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(set(self._gatherers) | set(self._values)))
+
+    def __len__(self) -> int:
+        return len(set(self._gatherers) | set(self._values))
+
+    def gather_all(self, skip: tuple[str, ...] = ("env",)) -> dict[str, Any]:
+        """Every fact (except ``skip``), for ``trueup facts``."""
+        return {name: self[name] for name in self if name not in skip}

@@ -1,0 +1,183 @@
+"""A bundle folder → its recipes, run lists and attribute files, validated in shape.
+
+Layout of a bundle::
+
+    runlist                 recipe names, one per line (or comma separated); '#' comments
+    runlist.<event>         the run list of a lifecycle event (setup, configure, deploy …)
+    attributes.yml          bundle attributes (or attributes.json)
+    <name>/recipe.yml       a recipe
+    <name>/templates/       its Jinja2 templates
+    <name>/files/           its static files
+    <name>/tests/           its testinfra checks
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent import yamlfile
+from agent.errors import TrueupError
+from agent.yamlfile import LineDict, LineList
+
+RECIPE_KEYS = {
+    "description": "one line saying what the recipe manages",
+    "depends": "recipes converged first, e.g. [base]",
+    "attributes": "default attribute values (a mapping)",
+    "resources": "the list of resources",
+    "phase": "bake, boot or any: when its resources may run",
+}
+EVENTS = ("setup", "configure", "deploy", "undeploy", "shutdown")
+
+
+@dataclass
+class Recipe:
+    """One recipe of a bundle, as read from its recipe.yml."""
+
+    name: str
+    dir: str
+    file: str
+    description: str = ""
+    depends: list[str] = field(default_factory=list)
+    depends_lines: list[int] = field(default_factory=list)
+    attributes: dict[str, Any] = field(default_factory=dict)
+    resources: list[Any] = field(default_factory=list)
+    phase: str | None = None
+
+
+class Bundle:
+    """A folder of recipes. Recipes are read on first use, so a run reads only its own."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+        if not os.path.isdir(self.root):
+            raise TrueupError("bundle folder not found (give a folder holding "
+                              "<recipe>/recipe.yml)", root)
+        self._recipes: dict[str, Recipe] = {}
+
+    def names(self) -> list[str]:
+        """Every recipe name in the bundle."""
+        return sorted(e.name for e in os.scandir(self.root)
+                      if e.is_dir() and os.path.isfile(os.path.join(e.path, "recipe.yml")))
+
+    def recipe(self, name: str, wanted_by: str | None = None,
+               line: int | None = None) -> Recipe:
+        """The recipe ``name``; ``wanted_by``/``line`` say who asked, for the error."""
+        cached = self._recipes.get(name)
+        if cached is not None:
+            return cached
+        folder = os.path.join(self.root, name)
+        file = os.path.join(folder, "recipe.yml")
+        if not name or "/" in name or name.startswith(".") or not os.path.isfile(file):
+            known = ", ".join(self.names()) or "none"
+            raise TrueupError(f"recipe {name!r} not found in bundle {self.root} "
+                              f"(recipes there: {known})", wanted_by, line)
+        recipe = self._recipes[name] = parse_recipe(name, folder, file)
+        return recipe
+
+    def runlist(self, event: str | None = None) -> tuple[list[str], str] | None:
+        """The bundle's run list (for ``event`` if given) and the file it came from."""
+        fname = f"runlist.{event}" if event else "runlist"
+        path = os.path.join(self.root, fname)
+        if not os.path.isfile(path):
+            return None
+        return parse_runlist(yamlfile.read_text(path)), path
+
+    def attributes(self) -> tuple[dict[str, Any], str] | None:
+        """The bundle attributes file (attributes.yml or .json), if there is one."""
+        for fname in ("attributes.yml", "attributes.yaml", "attributes.json"):
+            path = os.path.join(self.root, fname)
+            if os.path.isfile(path):
+                data = yamlfile.load(path)
+                if data is None:
+                    return {}, path
+                if not isinstance(data, dict):
+                    raise TrueupError("attributes file must hold a mapping", path)
+                return data, path
+        return None
+
+
+def parse_runlist(text: str) -> list[str]:
+    """Names separated by newlines or commas; '#' starts a comment; recipe[x] means x."""
+    names = []
+    for raw in text.splitlines():
+        for item in raw.split("#", 1)[0].split(","):
+            item = item.strip()
+            if item.startswith("recipe[") and item.endswith("]"):
+                item = item[7:-1]
+            if item:
+                names.append(item)
+    return names
+
+
+def parse_recipe(name: str, folder: str, file: str) -> Recipe:
+    """Read and shape-check one recipe.yml."""
+    data = yamlfile.load(file)
+    recipe = Recipe(name=name, dir=folder, file=file)
+    if data is None:
+        return recipe
+    if not isinstance(data, LineDict):
+        raise TrueupError("a recipe must be a mapping with keys "
+                          f"{', '.join(RECIPE_KEYS)}", file, getattr(data, "line", 1))
+    for key, value in data.items():
+        line = data.lines[key]
+        if key not in RECIPE_KEYS:
+            raise TrueupError(f"unknown recipe key {key!r}; allowed: {', '.join(RECIPE_KEYS)}",
+                              file, line)
+        if key == "description":
+            if not isinstance(value, str):
+                raise TrueupError("description must be a string", file, line)
+            recipe.description = value
+        elif key == "depends":
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise TrueupError("depends must be a list of recipe names, e.g. [base]",
+                                  file, line)
+            recipe.depends = list(value)
+            recipe.depends_lines = list(getattr(value, "lines", [line] * len(value)))
+        elif key == "attributes":
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise TrueupError("attributes must be a mapping, e.g. {web: {port: 80}}",
+                                  file, line)
+            recipe.attributes = value
+        elif key == "resources":
+            if value is None:
+                continue
+            if not isinstance(value, LineList):
+                raise TrueupError("resources must be a list; each item starts with "
+                                  "'- <type>: <name>'", file, line)
+            recipe.resources = value
+        elif key == "phase":
+            if value not in ("bake", "boot", "any"):
+                raise TrueupError(f"phase must be bake, boot or any, not {value!r}", file, line)
+            recipe.phase = value
+    return recipe
+
+
+def expand_runlist(bundle: Bundle, names: list[str], origin: str) -> list[Recipe]:
+    """Recipes to converge: each name's ``depends`` first, every recipe once."""
+    order: list[Recipe] = []
+    done: set[str] = set()
+    stack: list[str] = []
+
+    def visit(name: str, wanted_by: str, line: int | None) -> None:
+        if name in done:
+            return
+        if name in stack:
+            chain = " -> ".join(stack[stack.index(name):] + [name])
+            raise TrueupError(f"recipe dependency cycle: {chain}", wanted_by, line)
+        recipe = bundle.recipe(name, wanted_by, line)
+        stack.append(name)
+        for dep, dep_line in zip(recipe.depends, recipe.depends_lines, strict=False):
+            visit(dep, recipe.file, dep_line)
+        stack.pop()
+        done.add(name)
+        order.append(recipe)
+
+    for name in names:
+        visit(name, origin, None)
+    return order

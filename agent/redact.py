@@ -1,0 +1,36 @@
+"""Secret values, and their removal from every text trueup shows or stores."""
+
+from __future__ import annotations
+
+import json
+
+MASK = "********"
+
+
+class Redactor:
+    """Knows every secret value of a run and scrubs it from text.
+
+    Values are matched as written and as they appear inside JSON strings.
+    """
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+
+    def add(self, value: str) -> None:
+        if value and len(value) >= 3:
+            self._values.add(value)
+            escaped = json.dumps(value)[1:-1]
+            if escaped != value:
+                self._values.add(escaped)
+
+    def __bool__(self) -> bool:
+        return bool(self._values)
+
+    def scrub(self, text: str) -> str:
+        for value in sorted(self._values, key=len, reverse=True):
+            if value in text:
+                text = text.replace(value, MASK)
+        return text
+
+
+REDACTOR = Redactor()

@@ -1,0 +1,155 @@
+"""Jinja2 rendering of recipe values and template files, with undefined names as errors.
+
+Plain strings pass through untouched and ``{{ dotted.name }}`` placeholders are
+resolved without Jinja (the common case, and a hot path); anything else is
+compiled once by Jinja2 and cached.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from agent.errors import TrueupError
+
+_SIMPLE = re.compile(r"\{\{\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\}\}")
+
+
+class RenderError(Exception):
+    """A value or template could not be rendered; carries the template line when known."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class Renderer:
+    """Renders strings and template files over ``attributes``, ``facts`` and helpers."""
+
+    def __init__(self, attributes: Mapping[str, Any], facts: Any,
+                 functions: Mapping[str, Callable[..., Any]] | None = None) -> None:
+        self.context: dict[str, Any] = {"attributes": attributes, "facts": facts}
+        self.context.update(functions or {})
+        self._env: Any = None
+        self._compiled: dict[str, Any] = {}
+        self._files: dict[str, Any] = {}
+
+    # --- values in recipes --------------------------------------------------------
+
+    def value(self, value: Any, extra: Mapping[str, Any] | None = None) -> Any:
+        """Render every string inside ``value`` (str, list or dict), recursively."""
+        if isinstance(value, str):
+            return self.string(value, extra) if "{" in value else value
+        if isinstance(value, list):
+            return [self.value(v, extra) for v in value]
+        if isinstance(value, dict):
+            return {k: self.value(v, extra) for k, v in value.items()}
+        return value
+
+    def string(self, text: str, extra: Mapping[str, Any] | None = None) -> str:
+        if "{{" not in text and "{%" not in text and "{#" not in text:
+            return text
+        ctx = self.context if not extra else {**self.context, **extra}
+        if "{%" not in text and "{#" not in text:
+            rest = _SIMPLE.sub("", text)
+            if "{{" not in rest and "}}" not in rest:
+                return _SIMPLE.sub(lambda m: _lookup(ctx, m.group(1)), text)
+        template = self._compiled.get(text)
+        if template is None:
+            try:
+                template = self._compiled[text] = self.env().from_string(text)
+            except Exception as exc:  # jinja2.TemplateSyntaxError
+                raise RenderError(f"template syntax error: {_message(exc)} in {text!r}") from None
+        try:
+            return template.render(ctx)
+        except Exception as exc:
+            raise RenderError(f"{_message(exc)} in {text!r}") from None
+
+    # --- template files ------------------------------------------------------------
+
+    def file(self, path: str, variables: Mapping[str, Any] | None = None) -> str:
+        """Render the template file at ``path``; ``variables`` are top-level names too."""
+        template = self._files.get(path)
+        if template is None:
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    source = fh.read()
+            except FileNotFoundError:
+                raise RenderError("template file not found") from None
+            except (OSError, UnicodeDecodeError) as exc:
+                raise RenderError(f"cannot read template: {exc}") from None
+            try:
+                template = self._files[path] = self.env().from_string(source)
+            except Exception as exc:
+                raise RenderError(f"template syntax error: {_message(exc)}",
+                                  getattr(exc, "lineno", None)) from None
+        ctx = dict(self.context)
+        if variables:
+            ctx.update(variables)
+            ctx["variables"] = variables
+        try:
+            return template.render(ctx)
+        except Exception as exc:
+            raise RenderError(_message(exc), _template_line(exc)) from None
+
+    def env(self) -> Any:
+        if self._env is None:
+            import jinja2
+
+            self._env = jinja2.Environment(
+                undefined=jinja2.StrictUndefined,
+                keep_trailing_newline=True,
+                autoescape=False,  # noqa: S701 - renders config files, not HTML
+            )
+        return self._env
+
+
+def _lookup(ctx: Mapping[str, Any], dotted: str) -> str:
+    parts = dotted.split(".")
+    try:
+        obj = ctx[parts[0]]
+    except KeyError:
+        raise RenderError(f"'{parts[0]}' is undefined in '{{{{ {dotted} }}}}'") from None
+    for i, part in enumerate(parts[1:], 1):
+        if isinstance(obj, Mapping):
+            if part in obj:
+                obj = obj[part]
+                continue
+        else:
+            try:
+                obj = getattr(obj, part)
+                continue
+            except AttributeError:
+                pass
+        where = ".".join(parts[:i])
+        raise RenderError(f"'{where}' has no attribute '{part}' in '{{{{ {dotted} }}}}'")
+    if isinstance(obj, str):
+        return obj
+    if obj is None:
+        return "None"
+    return str(obj)
+
+
+def _message(exc: BaseException) -> str:
+    msg = getattr(exc, "message", None) or str(exc)
+    return msg.split("\n")[0]
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The template line an exception was raised at, from its traceback."""
+    lineno = getattr(exc, "lineno", None)
+    if lineno:
+        return lineno
+    tb = exc.__traceback__
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def render_error(exc: RenderError, file: str, line: int | None) -> TrueupError:
+    """A RenderError as the user sees it, pointing at ``file`` and ``line``."""
+    return TrueupError(str(exc), file, exc.line or line)

@@ -1,0 +1,140 @@
+"""Run reports: the console lines, the JSON report and its bounded history."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections import Counter
+from typing import Any, TextIO
+
+from agent.model import CHANGED, FAILED, GUARDED, IGNORED, SKIPPED, UNCHANGED, Result
+from agent.redact import REDACTOR
+
+STATUSES = (CHANGED, FAILED, IGNORED, SKIPPED, GUARDED, UNCHANGED)
+COLOURS = {CHANGED: "33", FAILED: "31", IGNORED: "35", SKIPPED: "36", GUARDED: "2"}
+
+
+def totals(results: list[Result]) -> dict[str, int]:
+    counts = Counter(r.status for r in results)
+    out = {status: counts.get(status, 0) for status in STATUSES}
+    out["total"] = len(results)
+    return out
+
+
+class Console:
+    """One line per changed, failed or skipped resource; a summary line at the end."""
+
+    def __init__(self, stream: TextIO = sys.stdout, colour: str = "auto",
+                 show_diff: bool = False, noop: bool = False) -> None:
+        self.stream = stream
+        self.colour = colour == "always" or (colour == "auto" and stream.isatty()
+                                              and os.environ.get("NO_COLOR") is None)
+        self.show_diff = show_diff
+        self.noop = noop
+
+    def paint(self, text: str, code: str | None) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.colour and code else text
+
+    def write(self, text: str) -> None:
+        self.stream.write(REDACTOR.scrub(text) if REDACTOR else text)
+
+    def result(self, result: Result) -> None:
+        if result.status in (UNCHANGED, GUARDED):
+            return
+        label = "would change" if self.noop and result.status == CHANGED else result.status
+        line = f"{self.paint(label.ljust(12), COLOURS.get(result.status))} {result.ident}"
+        if result.changes:
+            line += "  " + ", ".join(_change_text(c) for c in result.changes)
+        if result.error:
+            line += f"  {result.error}"
+        self.write(line + "\n")
+        if self.show_diff:
+            for change in result.changes:
+                if change.diff:
+                    self.write(_indent(change.diff))
+
+    def summary(self, report: dict[str, Any]) -> None:
+        t = report["totals"]
+        verb = "would change" if self.noop else "changed"
+        parts = [f"{t[CHANGED]} {verb}", f"{t[FAILED]} failed"]
+        for status in (SKIPPED, IGNORED, GUARDED):
+            if t[status]:
+                parts.append(f"{t[status]} {status}")
+        text = (f"trueup {report['mode']}: {', '.join(parts)}, {t[UNCHANGED]} unchanged "
+                f"({t['total']} resources) in {report['duration_s']:.2f}s")
+        code = COLOURS[FAILED] if t[FAILED] else (COLOURS[CHANGED] if t[CHANGED] else "32")
+        self.write(self.paint(text, code) + "\n")
+
+
+def _change_text(change: Any) -> str:
+    if change.field in ("content", "state", "run") or change.before is None:
+        if change.field == "state":
+            return "created" if change.after in ("present", "running") else f"-> {change.after}"
+        if change.field == "content":
+            return "content"
+        return f"{change.field} {change.after}" if change.after is not None else change.field
+    return f"{change.field} {change.before} -> {change.after}"
+
+
+def _indent(diff: str) -> str:
+    return "".join("    " + line for line in diff.splitlines(keepends=True))
+
+
+def build(meta: dict[str, Any], results: list[Result], started: float) -> dict[str, Any]:
+    """The JSON report of one run."""
+    finished = time.time()
+    report = dict(meta)
+    report["started"] = _iso(started)
+    report["finished"] = _iso(finished)
+    report["duration_s"] = round(finished - started, 4)
+    report["totals"] = totals(results)
+    report["resources"] = [r.as_dict() for r in results]
+    return report
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+
+
+def dumps(report: dict[str, Any], indent: int | None = 2) -> str:
+    text = json.dumps(report, indent=indent, default=str)
+    return REDACTOR.scrub(text) if REDACTOR else text
+
+
+def store(state_dir: str, report: dict[str, Any], keep: int) -> str:
+    """Write last_run.json and a copy in history/, keeping the newest ``keep``."""
+    folder = os.path.join(state_dir, "reports")
+    history = os.path.join(folder, "history")
+    os.makedirs(history, mode=0o700, exist_ok=True)
+    data = dumps(report).encode() + b"\n"
+    name = f"{report['run_id']}.json"
+    _write(os.path.join(history, name), data)
+    _write(os.path.join(folder, "last_run.json"), data)
+    entries = sorted(os.listdir(history))
+    for stale in entries[:-keep] if keep > 0 else entries:
+        try:
+            os.unlink(os.path.join(history, stale))
+        except FileNotFoundError:
+            pass
+    return os.path.join(folder, "last_run.json")
+
+
+def _write(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def load_last(state_dir: str) -> dict[str, Any] | None:
+    path = os.path.join(state_dir, "reports", "last_run.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return None

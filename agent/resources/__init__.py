@@ -1,0 +1,189 @@
+"""Resource types: the base class every kind extends, and discovery of the kinds.
+
+A kind lives in ``agent/resources/<kind>.py`` and registers itself by subclassing
+:class:`Resource` with ``kind="<kind>"``. Nothing else needs editing: the loader
+imports a kind's module the first time a recipe uses it, and ``trueup kinds``
+lists every module in this package.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from agent.model import Change
+
+REGISTRY: dict[str, type[Resource]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One spec key a kind accepts: its type(s), default, allowed values and meaning."""
+
+    types: tuple[type, ...]
+    default: Any = None
+    choices: tuple[Any, ...] | None = None
+    doc: str = ""
+    required: bool = False
+
+
+def f(types: type | tuple[type, ...], default: Any = None, doc: str = "", *,
+      choices: tuple[Any, ...] | None = None, required: bool = False) -> Field:
+    """Shorthand for declaring a :class:`Field`."""
+    return Field(types if isinstance(types, tuple) else (types,), default, choices, doc, required)
+
+
+STRLIST = (list, str)
+
+# Fields every kind takes; the engine interprets them, the kind never sees them.
+COMMON_FIELDS: dict[str, Field] = {
+    "state": f(str, None, "present (default) or absent; services: running or stopped"),
+    "requires": f(STRLIST, (), "resources (type:name) converged first; failure skips this one"),
+    "notify": f(STRLIST, (), "'type:name action' to trigger when this one changes"),
+    "subscribe": f(STRLIST, (), "'type:name' whose change triggers this one's refresh action"),
+    "immediately": f(bool, False, "run notifications at once instead of at the end"),
+    "only_if": f(list, None, "argv run first; the resource is managed only if it exits 0"),
+    "not_if": f(list, None, "argv run first; the resource is skipped if it exits 0"),
+    "retries": f(int, 0, "extra attempts when apply fails"),
+    "retry_delay": f((int, float), 1, "seconds between attempts"),
+    "ignore_failure": f(bool, False, "a failure is reported but counts as success"),
+    "sensitive": f(bool, False, "never show values or diffs of this resource"),
+    "phase": f(str, None, "bake, boot or any", choices=("bake", "boot", "any")),
+}
+
+
+class Context:
+    """What a resource may need beyond its spec: its recipe's folders and the run's services.
+
+    Attributes:
+        recipe_dir: the folder of the recipe that declared the resource.
+        render_file: renders a template file (path, extra variables) to text.
+        backups: stores the previous content of a replaced file.
+        system: the host seam.
+    """
+
+    __slots__ = ("recipe_dir", "render_file", "backups", "system", "recipe")
+
+    def __init__(self, recipe_dir: str, recipe: str, render_file: Callable[..., str],
+                 backups: Any, system: Any) -> None:
+        self.recipe_dir = recipe_dir
+        self.recipe = recipe
+        self.render_file = render_file
+        self.backups = backups
+        self.system = system
+
+
+class Resource:
+    """Base class of every kind.
+
+    A kind declares ``FIELDS`` (its own spec keys), ``EXAMPLES`` (specs the
+    conformance test converges), ``STATES`` (values ``state`` may take) and
+    ``ACTIONS`` (what notifications may ask of it). It implements:
+
+    - ``validate()``: pure checks of the rendered spec, raising ``ValueError``;
+    - ``check() -> list[Change]``: read-only, ``[]`` means converged;
+    - ``apply(changes)``: performs exactly those changes.
+    """
+
+    kind: ClassVar[str] = ""
+    FIELDS: ClassVar[dict[str, Field]] = {}
+    EXAMPLES: ClassVar[list[dict[str, Any]]] = []
+    STATES: ClassVar[tuple[str, ...]] = ("present", "absent")
+    ACTIONS: ClassVar[tuple[str, ...]] = ()
+    # False for kinds that act every time they are asked (a command without guard)
+    IDEMPOTENT: ClassVar[bool] = True
+
+    def __init_subclass__(cls, kind: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if kind:
+            if kind in REGISTRY and REGISTRY[kind] is not cls:
+                raise RuntimeError(f"resource kind {kind!r} registered twice")
+            cls.kind = kind
+            REGISTRY[kind] = cls
+
+    def __init__(self, name: str, spec: dict[str, Any], ctx: Context) -> None:
+        self.name = name
+        self.spec = spec
+        self.ctx = ctx
+        self.state: str = spec.get("state") or self.STATES[0]
+        self.sensitive: bool = bool(spec.get("sensitive"))
+
+    @property
+    def ident(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+    def get(self, key: str) -> Any:
+        """The spec value of ``key``, or the field's default."""
+        value = self.spec.get(key)
+        if value is None:
+            fld = self.FIELDS.get(key) or COMMON_FIELDS.get(key)
+            return fld.default if fld else None
+        return value
+
+    def validate(self) -> None:
+        """Check the rendered spec; raise ValueError with what is wrong and what is allowed."""
+
+    def prepare(self) -> None:
+        """Do the read-only work that may fail (read sources, render templates) before any change."""
+
+    def check(self) -> list[Change]:
+        raise NotImplementedError
+
+    def apply(self, changes: list[Change]) -> None:
+        raise NotImplementedError
+
+    def refresh(self, action: str) -> None:
+        """Carry out a notification's action (restart, reload, run …)."""
+        raise NotImplementedError(f"{self.kind} has no action {action!r}")
+
+    @property
+    def converges(self) -> bool:
+        """Whether check() must be empty after apply() (False for unguarded commands)."""
+        return self.IDEMPOTENT
+
+
+def kind_class(kind: str) -> type[Resource] | None:
+    """The class of ``kind``, importing its module on first use; None if there is none."""
+    cls = REGISTRY.get(kind)
+    if cls is None and kind.isidentifier() and not kind.startswith("_"):
+        try:
+            importlib.import_module(f"{__name__}.{kind}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{kind}":
+                raise
+            return None
+        cls = REGISTRY.get(kind)
+    return cls
+
+
+def load_all() -> dict[str, type[Resource]]:
+    """Import every kind module and return the registry, sorted by kind."""
+    for mod in pkgutil.iter_modules(__path__):
+        if not mod.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{mod.name}")
+    return dict(sorted(REGISTRY.items()))
+
+
+class SpecError(ValueError):
+    """A spec value is wrong; ``field`` names the key so the error points at its line."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def parse_mode(value: Any) -> int:
+    """A quoted octal string such as "0644" → 0o644."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise SpecError("mode", f"mode must be a quoted octal string such as \"0644\", not "
+                        f"{value!r} (YAML reads an unquoted 0644 as the number 420)")
+    try:
+        mode = int(value, 8)
+    except ValueError:
+        raise SpecError("mode", f"mode {value!r} is not an octal number such as \"0644\"") from None
+    if not 0 <= mode <= 0o7777:
+        raise SpecError("mode", f"mode {value!r} is out of range (0000-7777)")
+    return mode

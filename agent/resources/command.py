@@ -1,0 +1,113 @@
+"""command: run a program, guarded so it runs only when needed."""
+
+from __future__ import annotations
+
+import os
+
+from agent.errors import ResourceError
+from agent.model import Change
+from agent.resources import STRLIST, Resource, SpecError, f
+
+
+class Command(Resource, kind="command"):
+    """Run a command: an argv list, or a shell string with ``shell: true``.
+
+    Without ``creates``, ``only_if``/``not_if`` or ``refresh_only`` a command runs
+    on every run, like Chef's execute or Puppet's exec.
+
+    Spec:
+        command (str): a name for the command; the resource's name.
+        run (list | str): argv list; a string only together with ``shell: true``.
+        shell (bool): run ``run`` with /bin/sh -c.
+        creates (str): skip when this path exists; it must exist afterwards.
+        cwd (str): working directory.
+        environment (dict): extra environment variables.
+        user (str): run as this user.
+        timeout (int): seconds before the command is killed and fails.
+        returns (list): exit codes that count as success (default [0]).
+        refresh_only (bool): run only when notified (Puppet's refreshonly).
+
+    Example:
+        - command: seed-index
+          run: [/usr/local/bin/seed-index, --port, "{{ attributes.web.port }}"]
+          creates: /var/www/index.html
+    """
+
+    FIELDS = {
+        "run": f(STRLIST, None, "argv list, or a string with shell: true", required=True),
+        "shell": f(bool, False, "run the string with /bin/sh -c"),
+        "creates": f(str, None, "path whose existence means done"),
+        "cwd": f(str, None, "working directory"),
+        "environment": f(dict, None, "extra environment variables"),
+        "user": f((str, int), None, "run as this user"),
+        "timeout": f((int, float), None, "seconds before it is killed"),
+        "returns": f((list, int), None, "exit codes meaning success (default [0])"),
+        "refresh_only": f(bool, False, "run only when notified"),
+    }
+    STATES = ("present",)
+    ACTIONS = ("run",)
+    EXAMPLES = [
+        {"command": "stamp", "run": ["/bin/sh", "-c", "echo done > {tmp}/stamp"],
+         "creates": "{tmp}/stamp"},
+        {"command": "shell-stamp", "run": "echo ok > {tmp}/shell-stamp", "shell": True,
+         "creates": "{tmp}/shell-stamp"},
+    ]
+
+    def validate(self) -> None:
+        run = self.spec["run"]
+        shell = bool(self.spec.get("shell"))
+        if isinstance(run, str):
+            if not shell:
+                raise SpecError("run", "run is a string but shell is not true: give an argv list "
+                           "such as [systemctl, daemon-reload], or set shell: true")
+            self.argv = ["/bin/sh", "-c", run]
+        else:
+            if not run or not all(isinstance(a, (str, int, float)) for a in run):
+                raise SpecError("run", "run must be a non-empty argv list of strings")
+            if shell:
+                raise SpecError("shell", "shell: true needs run to be one string")
+            self.argv = [str(a) for a in run]
+        creates = self.spec.get("creates")
+        if creates is not None and not os.path.isabs(creates):
+            raise SpecError("creates", f"creates must be an absolute path, not {creates!r}")
+        returns = self.spec.get("returns", [0])
+        self.returns = {int(r) for r in (returns if isinstance(returns, list) else [returns])}
+
+    @property
+    def converges(self) -> bool:
+        return self.spec.get("creates") is not None
+
+    def check(self) -> list[Change]:
+        if self.spec.get("refresh_only"):
+            return []
+        creates = self.spec.get("creates")
+        if creates is not None and os.path.lexists(creates):
+            return []
+        return [Change("run", None, "(sensitive)" if self.sensitive else _show(self.argv))]
+
+    def apply(self, changes: list[Change]) -> None:
+        self._run()
+
+    def refresh(self, action: str) -> None:
+        self._run()
+
+    def _run(self) -> None:
+        env = self.spec.get("environment")
+        user = self.spec.get("user")
+        done = self.ctx.system.run(
+            self.argv, cwd=self.spec.get("cwd"),
+            env={str(k): str(v) for k, v in env.items()} if env else None,
+            user=str(user) if user is not None else None, timeout=self.spec.get("timeout"))
+        if done.returncode not in self.returns:
+            detail = ""
+            if not self.sensitive:
+                tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+                detail = (": " + " | ".join(tail)) if tail else ""
+            raise ResourceError(f"exited with status {done.returncode}{detail}")
+
+
+def _show(argv: list[str]) -> str:
+    import shlex
+
+    return shlex.join(argv)
+

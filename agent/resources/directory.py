@@ -1,0 +1,106 @@
+"""directory: a folder with its mode and owner; missing parents are created."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from agent.errors import ResourceError
+from agent.model import Change
+from agent.resources import Resource, f, parse_mode
+from agent.system import lookup_gid, lookup_uid
+
+
+class Directory(Resource, kind="directory"):
+    """A directory, created with any missing parents (parents get mode 0755).
+
+    Spec:
+        directory (str): absolute path; the resource's name.
+        owner, group (str): user and group names or numbers.
+        mode (str): octal string such as "0755".
+        recursive (bool): with state absent, remove the folder and everything in
+            it; without it, only an empty folder is removed.
+        state (str): present (default) or absent.
+
+    Example:
+        - directory: /srv/app/releases
+          owner: deploy
+          mode: "0750"
+    """
+
+    FIELDS = {
+        "owner": f((str, int), None, "user name or uid"),
+        "group": f((str, int), None, "group name or gid"),
+        "mode": f(str, None, 'octal string such as "0755"'),
+        "recursive": f(bool, False, "with state absent: remove the contents too"),
+    }
+    EXAMPLES = [
+        {"directory": "{tmp}/a/b/c", "mode": "0750"},
+        {"directory": "{tmp}/old", "state": "absent", "recursive": True,
+         "_setup": {"old/x/y": "data\n"}},
+        {"directory": "{tmp}/chmod", "mode": "0700", "_setup": {"chmod/": None}},
+    ]
+
+    def validate(self) -> None:
+        if not os.path.isabs(self.name):
+            raise ValueError(f"directory path must be absolute, not {self.name!r}")
+        if os.path.normpath(self.name) == "/" and self.state == "absent":
+            raise ValueError("refusing to remove /")
+        self.mode = parse_mode(self.spec["mode"]) if "mode" in self.spec else None
+
+    def check(self) -> list[Change]:
+        try:
+            st = os.lstat(self.name)
+        except FileNotFoundError:
+            st = None
+        except NotADirectoryError:
+            raise ResourceError(f"a parent of {self.name} is not a directory") from None
+        if st is not None and not stat.S_ISDIR(st.st_mode):
+            raise ResourceError(f"{self.name} exists and is not a directory")
+        if self.state == "absent":
+            if st is None:
+                return []
+            if not self.spec.get("recursive") and os.listdir(self.name):
+                raise ResourceError(f"{self.name} is not empty; set recursive: true to remove "
+                                    "it with its contents")
+            return [Change("state", "present", "absent")]
+        if st is None:
+            changes = [Change("state", "absent", "present")]
+            if self.mode is not None:
+                changes.append(Change("mode", None, f"{self.mode:04o}"))
+            return changes + self._owner_changes(None)
+        changes = []
+        if self.mode is not None and stat.S_IMODE(st.st_mode) != self.mode:
+            changes.append(Change("mode", f"{stat.S_IMODE(st.st_mode):04o}", f"{self.mode:04o}"))
+        return changes + self._owner_changes(st)
+
+    def _owner_changes(self, st: os.stat_result | None) -> list[Change]:
+        changes = []
+        for key, lookup, current in (("owner", lookup_uid, st.st_uid if st else None),
+                                     ("group", lookup_gid, st.st_gid if st else None)):
+            want = self.spec.get(key)
+            if want is not None and (current is None or lookup(want) != current):
+                changes.append(Change(key, current, want))
+        return changes
+
+    def apply(self, changes: list[Change]) -> None:
+        sys = self.ctx.system
+        fields = {c.field for c in changes}
+        if self.state == "absent":
+            sys.rmdir(self.name, recursive=bool(self.spec.get("recursive")))
+            return
+        uid, gid = lookup_uid(self.spec.get("owner")), lookup_gid(self.spec.get("group"))
+        if "state" in fields:
+            missing = []
+            parent = os.path.dirname(os.path.normpath(self.name))
+            while not os.path.isdir(parent):
+                missing.append(parent)
+                parent = os.path.dirname(parent)
+            for folder in reversed(missing):
+                sys.mkdir(folder, 0o755)
+            sys.mkdir(self.name, 0o755 if self.mode is None else self.mode, uid, gid)
+            return
+        if "mode" in fields:
+            sys.chmod(self.name, self.mode)
+        if "owner" in fields or "group" in fields:
+            sys.chown(self.name, uid, gid)

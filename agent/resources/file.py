@@ -1,0 +1,214 @@
+"""file: a regular file's content, mode and owner."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import stat
+from agent.errors import ResourceError
+from agent.model import Change
+from agent.resources import Resource, SpecError, f, parse_mode
+from agent.system import lookup_gid, lookup_uid
+
+HIDDEN = "(sensitive)"
+MAX_DIFF = 256 * 1024
+
+
+class File(Resource, kind="file"):
+    """A regular file with exact content, mode and owner.
+
+    Spec:
+        file (str): absolute path; the resource's name.
+        content (str): the exact content.
+        source (str): a file from the recipe's files/ folder, copied byte for byte.
+        owner, group (str): user and group names or numbers.
+        mode (str): octal string such as "0644".
+        backup (bool | int): keep the replaced content (default: the configured count).
+        state (str): present (default) or absent.
+
+    With neither content nor source, only existence, mode and owner are managed.
+    Writes are atomic: a temporary file in the same folder gets mode and owner,
+    is flushed to disk, then renamed over the target.
+
+    Example:
+        - file: /etc/motd
+          content: "Managed by trueup\\n"
+          mode: "0644"
+    """
+
+    FIELDS = {
+        "content": f(str, None, "the exact content"),
+        "source": f(str, None, "file under the recipe's files/ folder"),
+        "owner": f((str, int), None, "user name or uid"),
+        "group": f((str, int), None, "group name or gid"),
+        "mode": f(str, None, 'octal string such as "0644"'),
+        "backup": f((bool, int), True, "keep replaced content (true, false or a count)"),
+    }
+    EXAMPLES = [
+        {"file": "{tmp}/motd", "content": "hello\n", "mode": "0640"},
+        {"file": "{tmp}/empty"},
+        {"file": "{tmp}/gone", "state": "absent", "_setup": {"gone": "old\n"}},
+        {"file": "{tmp}/replace", "content": "new\n", "_setup": {"replace": "old\n"}},
+    ]
+    ACTIONS = ()
+
+    desired: bytes | None = None
+
+    def validate(self) -> None:
+        if not os.path.isabs(self.name):
+            raise ValueError(f"{self.kind} path must be absolute, not {self.name!r}")
+        if self.spec.get("content") is not None and self.spec.get("source") is not None:
+            raise ValueError("give content or source, not both")
+        self.mode = parse_mode(self.spec["mode"]) if "mode" in self.spec else None
+
+    def prepare(self) -> None:
+        content = self.spec.get("content")
+        if content is not None:
+            self.desired = content.encode()
+        elif self.spec.get("source") is not None:
+            self.desired = self._read_source("files", self.spec["source"])
+
+    def _read_source(self, folder: str, rel: str) -> bytes:
+        base = os.path.join(self.ctx.recipe_dir, folder)
+        path = os.path.normpath(os.path.join(base, rel))
+        if not path.startswith(base + os.sep):
+            raise SpecError("source", f"source {rel!r} leaves the recipe's {folder}/ folder")
+        try:
+            with open(path, "rb") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            raise SpecError("source", f"source file not found: {path} (put it in "
+                               f"{self.ctx.recipe} recipe's {folder}/ folder)") from None
+        except OSError as exc:
+            raise SpecError("source", f"cannot read source {path}: {exc.strerror}") from None
+
+    # --- check ------------------------------------------------------------------------
+
+    def check(self) -> list[Change]:
+        path = self.name
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            st = None
+        except NotADirectoryError:
+            raise ResourceError(f"a parent of {path} is not a directory") from None
+        if self.state == "absent":
+            if st is None:
+                return []
+            if stat.S_ISDIR(st.st_mode):
+                raise ResourceError(f"{path} is a directory; manage it with directory:")
+            return [Change("state", "present", "absent")]
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            what = "a directory" if stat.S_ISDIR(st.st_mode) else (
+                "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file")
+            raise ResourceError(f"{path} is {what}; remove it or manage it with its own type")
+        if st is None:
+            changes = [Change("state", "absent", "present", self._diff(b"", self.desired or b""))]
+            if self.mode is not None:
+                changes.append(Change("mode", None, f"{self.mode:04o}"))
+            changes += self._owner_changes(None)
+            return changes
+        changes = []
+        if self.desired is not None and not self._same_content(st):
+            current = self._read_current()
+            changes.append(Change("content", self._summary(current),
+                                  self._summary(self.desired),
+                                  self._diff(current, self.desired)))
+        if self.mode is not None and stat.S_IMODE(st.st_mode) != self.mode:
+            changes.append(Change("mode", f"{stat.S_IMODE(st.st_mode):04o}", f"{self.mode:04o}"))
+        changes += self._owner_changes(st)
+        return changes
+
+    def _same_content(self, st: os.stat_result) -> bool:
+        if st.st_size != len(self.desired):
+            return False
+        return self._read_current() == self.desired
+
+    def _read_current(self) -> bytes:
+        try:
+            with open(self.name, "rb") as fh:
+                return fh.read()
+        except OSError as exc:
+            raise ResourceError(f"cannot read {self.name}: {exc.strerror}") from None
+
+    def _owner_changes(self, st: os.stat_result | None) -> list[Change]:
+        changes = []
+        for key, lookup, current in (("owner", lookup_uid, st.st_uid if st else None),
+                                     ("group", lookup_gid, st.st_gid if st else None)):
+            want = self.spec.get(key)
+            if want is None:
+                continue
+            if current is None or lookup(want) != current:
+                changes.append(Change(key, current, want))
+        return changes
+
+    def _summary(self, data: bytes | None) -> str:
+        if data is None:
+            return ""
+        if self.sensitive:
+            return HIDDEN
+        import hashlib
+
+        return f"sha256:{hashlib.sha256(data).hexdigest()[:16]} ({len(data)} bytes)"
+
+    def _diff(self, before: bytes, after: bytes | None) -> str | None:
+        if self.sensitive or after is None:
+            return None
+        if len(before) > MAX_DIFF or len(after) > MAX_DIFF:
+            return "(content too large to diff)"
+        try:
+            old, new = before.decode(), after.decode()
+        except UnicodeDecodeError:
+            return "(binary content differs)"
+        lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                     fromfile=f"{self.name} (current)",
+                                     tofile=f"{self.name} (declared)")
+        text = "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                       for line in lines)
+        return text
+
+    # --- apply ------------------------------------------------------------------------
+
+    def apply(self, changes: list[Change]) -> None:
+        fields = {c.field for c in changes}
+        sys = self.ctx.system
+        if self.state == "absent":
+            self._backup()
+            sys.remove(self.name)
+            return
+        uid, gid = lookup_uid(self.spec.get("owner")), lookup_gid(self.spec.get("group"))
+        if "state" in fields or "content" in fields:
+            mode = self.mode
+            try:
+                st = os.lstat(self.name)
+            except FileNotFoundError:
+                st = None
+            if st is not None:  # keep what the recipe does not manage
+                mode = stat.S_IMODE(st.st_mode) if mode is None else mode
+                uid = st.st_uid if uid == -1 else uid
+                gid = st.st_gid if gid == -1 else gid
+                self._backup()
+            elif mode is None:
+                mode = 0o644 if not self.sensitive else 0o600
+            try:
+                sys.atomic_write(self.name, self.desired or b"", mode, uid, gid)
+            except FileNotFoundError:
+                raise ResourceError(f"folder {os.path.dirname(self.name)} does not exist "
+                                    "(declare a directory: resource for it)") from None
+            return
+        if "mode" in fields:
+            sys.chmod(self.name, self.mode)
+        if "owner" in fields or "group" in fields:
+            sys.chown(self.name, uid, gid)
+
+    def _backup(self) -> None:
+        keep = self.spec.get("backup", True)
+        if keep is False:
+            return
+        try:
+            with open(self.name, "rb") as fh:
+                data = fh.read()
+        except (FileNotFoundError, IsADirectoryError):
+            return
+        self.ctx.backups.save(self.name, data, None if keep is True else int(keep))
+

@@ -1,0 +1,82 @@
+"""link: a symbolic or hard link."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from agent.errors import ResourceError
+from agent.model import Change
+from agent.resources import Resource, f
+
+
+class Link(Resource, kind="link"):
+    """A symbolic link (or a hard link with ``hard: true``) pointing at ``to``.
+
+    A regular file in the link's place is replaced; a directory is an error.
+
+    Spec:
+        link (str): absolute path of the link; the resource's name.
+        to (str): what it points at (kept as written for symbolic links).
+        hard (bool): make a hard link instead (``to`` must exist).
+        state (str): present (default) or absent.
+
+    Example:
+        - link: /etc/nginx/sites-enabled/app
+          to: /etc/nginx/sites-available/app
+    """
+
+    FIELDS = {
+        "to": f(str, None, "the link's target"),
+        "hard": f(bool, False, "a hard link instead of a symbolic one"),
+    }
+    EXAMPLES = [
+        {"link": "{tmp}/latest", "to": "{tmp}/target", "_setup": {"target": "t\n"}},
+        {"link": "{tmp}/hard", "to": "{tmp}/target", "hard": True, "_setup": {"target": "t\n"}},
+        {"link": "{tmp}/retarget", "to": "{tmp}/b", "_setup": {"b": "b\n"},
+         "_links": {"retarget": "{tmp}/a"}},
+        {"link": "{tmp}/gone", "state": "absent", "_links": {"gone": "{tmp}/x"}},
+    ]
+
+    def validate(self) -> None:
+        if not os.path.isabs(self.name):
+            raise ValueError(f"link path must be absolute, not {self.name!r}")
+        if self.state == "present" and not self.spec.get("to"):
+            raise ValueError("a link needs 'to:', the path it points at")
+        self.hard = bool(self.spec.get("hard"))
+
+    def check(self) -> list[Change]:
+        path, to = self.name, self.spec.get("to")
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            st = None
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            raise ResourceError(f"{path} is a directory, not a link")
+        if self.state == "absent":
+            if st is None:
+                return []
+            if not stat.S_ISLNK(st.st_mode) and not (self.hard and st.st_nlink > 1):
+                raise ResourceError(f"{path} is a regular file, not a link; not removing it")
+            return [Change("state", "present", "absent")]
+        if self.hard:
+            try:
+                tst = os.stat(to)
+            except FileNotFoundError:
+                raise ResourceError(f"hard link target {to} does not exist") from None
+            if st is not None and (st.st_ino, st.st_dev) == (tst.st_ino, tst.st_dev):
+                return []
+            return [Change("to", None if st is None else "(other file)", to)]
+        if st is not None and stat.S_ISLNK(st.st_mode):
+            current = os.readlink(path)
+            return [] if current == to else [Change("to", current, to)]
+        return [Change("to", None if st is None else "(regular file)", to)]
+
+    def apply(self, changes: list[Change]) -> None:
+        sys = self.ctx.system
+        if self.state == "absent":
+            sys.remove(self.name)
+        elif self.hard:
+            sys.atomic_hardlink(self.spec["to"], self.name)
+        else:
+            sys.atomic_symlink(self.spec["to"], self.name)

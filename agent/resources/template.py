@@ -1,0 +1,63 @@
+"""template: a file rendered by Jinja2 from the recipe's templates/ folder."""
+
+from __future__ import annotations
+
+import os
+
+from agent.render import RenderError
+from agent.resources import SpecError, f
+from agent.resources.file import File
+
+
+class Template(File, kind="template"):
+    """A file rendered from a Jinja2 template in the recipe's templates/ folder.
+
+    The template sees ``attributes``, ``facts``, ``secret()`` and each entry
+    of ``variables`` as a top-level name. An undefined name is an error, never
+    an empty string. The file is rendered before the run changes anything.
+
+    Spec:
+        template (str): absolute path of the file to write; the resource's name.
+        source (str): template file under templates/ (required).
+        variables (dict): extra names for the template.
+        owner, group, mode, backup, state: as for file.
+
+    Example:
+        - template: /etc/nginx/sites-enabled/default
+          source: site.conf.j2
+          variables: {port: 8080}
+          mode: "0644"
+          notify: service:nginx reload
+    """
+
+    FIELDS = {
+        "source": f(str, None, "template under the recipe's templates/ folder", required=True),
+        "variables": f(dict, None, "extra names for the template"),
+        "owner": File.FIELDS["owner"],
+        "group": File.FIELDS["group"],
+        "mode": File.FIELDS["mode"],
+        "backup": File.FIELDS["backup"],
+    }
+    EXAMPLES = [
+        {"template": "{tmp}/site.conf", "source": "site.conf.j2",
+         "variables": {"port": 8080}, "mode": "0644",
+         "_templates": {"site.conf.j2": "listen {{ port }};\n"}},
+    ]
+
+    def prepare(self) -> None:
+        if self.state == "absent":
+            return
+        rel = self.spec["source"]
+        base = os.path.join(self.ctx.recipe_dir, "templates")
+        path = os.path.normpath(os.path.join(base, rel))
+        if not path.startswith(base + os.sep):
+            raise SpecError("source", f"source {rel!r} leaves the recipe's templates/ folder")
+        if not os.path.isfile(path):
+            raise SpecError("source", f"template not found: {path} (put it in the "
+                               f"{self.ctx.recipe} recipe's templates/ folder)")
+        try:
+            text = self.ctx.render_file(path, self.spec.get("variables"))
+        except RenderError as exc:
+            exc.file = path  # type: ignore[attr-defined]
+            raise
+        self.desired = text.encode()

@@ -1,0 +1,174 @@
+"""The engine: converge a catalog resource by resource.
+
+For each resource, in order: guards, then ``check``; under ``--noop`` stop
+there. Otherwise ``apply`` exactly those changes (with retries), and ``check``
+again: anything left is a failure (paired execution). A failed resource skips
+its dependents; independent resources still converge. Notifications from
+changed resources run once each, at the end, or at once with ``immediately``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from agent.catalog import Catalog, Node
+from agent.errors import ResourceError
+from agent.model import (
+    CHANGED,
+    FAILED,
+    GUARDED,
+    IGNORED,
+    SKIPPED,
+    UNCHANGED,
+    Change,
+    Result,
+)
+from agent.system import System
+
+
+class Runner:
+    """Converges one catalog; ``on_result`` sees each result as it is decided."""
+
+    def __init__(self, catalog: Catalog, system: System, noop: bool = False,
+                 on_result: Callable[[Result], None] | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.catalog = catalog
+        self.system = system
+        self.noop = noop
+        self.on_result = on_result or (lambda r: None)
+        self.sleep = sleep
+        self.results: dict[str, Result] = {}
+        self.blocked: dict[str, str] = {}          # ident → why it is skipped
+        self.queued: dict[tuple[str, str], list[str]] = {}  # delayed notifications
+        self.subscribers: dict[str, list[tuple[Node, str]]] = {}
+        for node in catalog.nodes:
+            for ident, action in node.subscribe:
+                self.subscribers.setdefault(ident, []).append((node, action))
+
+    def run(self) -> list[Result]:
+        for node in self.catalog.nodes:
+            if node.ident in self.blocked:
+                result = Result(node.ident, SKIPPED, location=str(node.loc),
+                                error=self.blocked[node.ident])
+                self._block_dependents(node)
+            else:
+                result = self._converge(node)
+                earlier = self.results.get(node.ident)  # refreshed by an immediate notify
+                if earlier is not None:
+                    result.changes[:0] = earlier.changes
+                    result.notified = earlier.notified
+                    if result.status == UNCHANGED:
+                        result.status = earlier.status
+                if result.status in (FAILED, SKIPPED):
+                    self._block_dependents(node)
+            self._record(result)
+            if result.status == CHANGED:
+                self._notify_from(node)
+        for (ident, action), sources in self.queued.items():
+            self._refresh(self.catalog.by_ident[ident], action, sources)
+        return [self.results[n.ident] for n in self.catalog.nodes if n.ident in self.results]
+
+    # --- one resource -----------------------------------------------------------------
+
+    def _converge(self, node: Node) -> Result:
+        res = node.res
+        result = Result(node.ident, location=str(node.loc))
+        start = time.perf_counter()
+        try:
+            if not self._guards_pass(node):
+                result.status = GUARDED
+                return result
+            changes = res.check()
+            if not changes:
+                return result
+            result.changes = changes
+            result.status = CHANGED
+            if self.noop:
+                return result
+            for attempt in range(node.retries + 1):
+                result.attempts = attempt + 1
+                try:
+                    res.apply(changes)
+                    left = res.check() if res.converges else []
+                    if left:
+                        fields = ", ".join(c.field for c in left)
+                        raise ResourceError(f"not converged after apply: {fields} still differ")
+                    break
+                except (ResourceError, OSError) as exc:
+                    if attempt == node.retries:
+                        raise
+                    self.sleep(node.retry_delay)
+                    changes = res.check()
+                    if not changes:
+                        break
+        except (ResourceError, OSError) as exc:
+            self._fail(node, result, _describe(exc))
+        except Exception as exc:  # a bug in a kind must not stop the other resources
+            self._fail(node, result, f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            result.duration = time.perf_counter() - start
+        return result
+
+    def _fail(self, node: Node, result: Result, message: str) -> None:
+        result.status = IGNORED if node.ignore_failure else FAILED
+        result.error = message
+
+    def _guards_pass(self, node: Node) -> bool:
+        for argv, want_ok in ((node.only_if, True), (node.not_if, False)):
+            if argv is None:
+                continue
+            done = self.system.run(argv, timeout=300)
+            if done.ok != want_ok:
+                return False
+        return True
+
+    # --- relations ----------------------------------------------------------------------
+
+    def _block_dependents(self, node: Node) -> None:
+        why = f"skipped because {node.ident} did not converge"
+        for dep in node.dependents:
+            self.blocked.setdefault(dep.ident, why)
+
+    def _notify_from(self, node: Node) -> None:
+        targets = [(self.catalog.by_ident[i], a) for i, a in node.notify]
+        targets += self.subscribers.get(node.ident, [])
+        for target, action in targets:
+            if node.immediately:
+                self._refresh(target, action, [node.ident])
+            else:
+                self.queued.setdefault((target.ident, action), []).append(node.ident)
+
+    def _refresh(self, target: Node, action: str, sources: list[str]) -> None:
+        ident = target.ident
+        result = self.results.get(ident)
+        if ident in self.blocked or (result is not None and result.status in (FAILED, SKIPPED,
+                                                                               GUARDED)):
+            return
+        if result is None:
+            result = Result(ident, location=str(target.loc))
+        change = Change(action, None, f"triggered by {', '.join(sources)}")
+        result.changes.append(change)
+        result.notified.extend(s for s in sources if s not in result.notified)
+        result.status = CHANGED
+        if not self.noop:
+            start = time.perf_counter()
+            try:
+                target.res.refresh(action)
+            except (ResourceError, OSError) as exc:
+                self._fail(target, result, f"{action} failed: {_describe(exc)}")
+            except Exception as exc:
+                self._fail(target, result, f"{action} failed: internal error: {exc}")
+            result.duration += time.perf_counter() - start
+        self._record(result)
+
+    def _record(self, result: Result) -> None:
+        self.results[result.ident] = result
+        self.on_result(result)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return str(exc)

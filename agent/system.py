@@ -1,0 +1,186 @@
+"""The one seam between trueup and the host: processes and file-system writes.
+
+Every command is an argv list; nothing here builds a shell string. Resources read
+the host with plain ``os`` calls (stat, read) and change it only through
+:class:`System`, so a test can swap it for a recording double.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from agent.errors import ResourceError
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """A finished command: its argv, exit status and captured output."""
+
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def lookup_uid(owner: str | int | None) -> int:
+    """A user name or number → uid; -1 (leave alone) for None."""
+    if owner is None:
+        return -1
+    if isinstance(owner, int) or owner.isdigit():
+        return int(owner)
+    import pwd
+
+    try:
+        return pwd.getpwnam(owner).pw_uid
+    except KeyError:
+        raise ResourceError(f"no such user {owner!r}") from None
+
+
+def lookup_gid(group: str | int | None) -> int:
+    """A group name or number → gid; -1 (leave alone) for None."""
+    if group is None:
+        return -1
+    if isinstance(group, int) or group.isdigit():
+        return int(group)
+    import grp
+
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise ResourceError(f"no such group {group!r}") from None
+
+
+class System:
+    """Runs commands and makes atomic changes to the local host."""
+
+    def run(self, argv: Sequence[str], *, cwd: str | None = None,
+            env: Mapping[str, str] | None = None, user: str | None = None,
+            timeout: float | None = None, input: str | None = None) -> Completed:
+        """Run ``argv`` (a list, never a shell string) and capture its output."""
+        argv = [str(a) for a in argv]
+        full_env = None
+        if env:
+            full_env = dict(os.environ)
+            full_env.update({str(k): str(v) for k, v in env.items()})
+        kwargs: dict = {}
+        if user is not None:
+            kwargs["user"] = user
+            kwargs["extra_groups"] = []
+        try:
+            proc = subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, text=True,
+                                  timeout=timeout, input=input,
+                                  stdin=None if input is not None else subprocess.DEVNULL,
+                                  check=False, **kwargs)
+        except subprocess.TimeoutExpired:
+            raise ResourceError(f"{argv[0]} timed out after {timeout:g}s") from None
+        except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+            raise ResourceError(f"cannot run {argv[0]}: {exc.strerror}") from None
+        except (KeyError, ValueError, OSError) as exc:
+            raise ResourceError(f"cannot run {argv[0]}: {exc}") from None
+        return Completed(argv, proc.returncode, proc.stdout, proc.stderr)
+
+    # --- file system -------------------------------------------------------------
+
+    def atomic_write(self, path: str, data: bytes, mode: int, uid: int = -1,
+                     gid: int = -1) -> None:
+        """Replace ``path`` with ``data`` so readers see the old or the new file, never part.
+
+        The temporary file lives in the same folder, gets its mode and owner
+        before it becomes visible, is fsync'ed, then renamed over the target.
+        """
+        folder, name = os.path.split(path)
+        tmp = os.path.join(folder, f".{name}.trueup-{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            if uid != -1 or gid != -1:
+                os.fchown(fd, uid, gid)
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            _unlink_quietly(tmp)
+            raise
+        os.close(fd)
+        try:
+            os.rename(tmp, path)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        _fsync_dir(folder)
+
+    def atomic_symlink(self, target: str, path: str) -> None:
+        """Point the symbolic link ``path`` at ``target``, replacing what is there."""
+        folder, name = os.path.split(path)
+        tmp = os.path.join(folder, f".{name}.trueup-{os.getpid()}")
+        _unlink_quietly(tmp)
+        os.symlink(target, tmp)
+        try:
+            os.rename(tmp, path)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+
+    def atomic_hardlink(self, target: str, path: str) -> None:
+        """Make ``path`` a hard link to ``target``, replacing what is there."""
+        folder, name = os.path.split(path)
+        tmp = os.path.join(folder, f".{name}.trueup-{os.getpid()}")
+        _unlink_quietly(tmp)
+        os.link(target, tmp)
+        try:
+            os.rename(tmp, path)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+
+    def mkdir(self, path: str, mode: int, uid: int = -1, gid: int = -1) -> None:
+        os.mkdir(path, mode)
+        os.chmod(path, mode)  # mkdir's mode is masked by the umask
+        if uid != -1 or gid != -1:
+            os.chown(path, uid, gid)
+
+    def chmod(self, path: str, mode: int) -> None:
+        os.chmod(path, mode)
+
+    def chown(self, path: str, uid: int, gid: int) -> None:
+        os.chown(path, uid, gid, follow_symlinks=False)
+
+    def remove(self, path: str) -> None:
+        os.unlink(path)
+
+    def rmdir(self, path: str, recursive: bool = False) -> None:
+        if recursive:
+            import shutil
+
+            shutil.rmtree(path)
+        else:
+            os.rmdir(path)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _fsync_dir(folder: str) -> None:
+    try:
+        fd = os.open(folder or ".", os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

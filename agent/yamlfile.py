@@ -1,0 +1,100 @@
+"""YAML (and JSON) files read into plain values that remember their line numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from agent.errors import TrueupError
+
+try:
+    _Loader: Any = yaml.CSafeLoader
+except AttributeError:  # PyYAML without libyaml
+    _Loader = yaml.SafeLoader
+
+
+class LineDict(dict):
+    """A mapping from a YAML file; ``line`` is its own line, ``lines[key]`` each key's."""
+
+    __slots__ = ("line", "lines")
+
+
+class LineList(list):
+    """A sequence from a YAML file; ``line`` is its line, ``lines[i]`` each item's."""
+
+    __slots__ = ("line", "lines")
+
+
+def read_text(path: str) -> str:
+    """The text of ``path``, or a TrueupError that says why it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise TrueupError("file not found", path) from None
+    except IsADirectoryError:
+        raise TrueupError("is a directory, expected a file", path) from None
+    except PermissionError:
+        raise TrueupError("cannot read file: permission denied (run as a user who can "
+                          "read it, or fix its mode)", path) from None
+    except UnicodeDecodeError as exc:
+        raise TrueupError(f"file is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                          path) from None
+    except OSError as exc:
+        raise TrueupError(f"cannot read file: {exc.strerror}", path) from None
+
+
+def load(path: str, text: str | None = None) -> Any:
+    """Parse the YAML (or JSON, a subset) file at ``path`` into LineDict/LineList/scalars."""
+    if text is None:
+        text = read_text(path)
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or "invalid YAML"
+        if exc.context:
+            problem = f"{exc.context}, {problem}"
+        raise TrueupError(f"YAML syntax error: {problem}", path,
+                          mark.line + 1 if mark else None,
+                          mark.column + 1 if mark else None) from None
+    except yaml.YAMLError as exc:
+        raise TrueupError(f"YAML syntax error: {exc}", path) from None
+    finally:
+        loader.dispose()
+    if node is None:
+        return None
+    return _convert(node, loader, path)
+
+
+def _convert(node: yaml.Node, loader: Any, path: str) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        out = LineDict()
+        out.line = node.start_mark.line + 1
+        out.lines = {}
+        loader.flatten_mapping(node)
+        for knode, vnode in node.value:
+            key = _convert(knode, loader, path)
+            line = knode.start_mark.line + 1
+            if isinstance(key, (dict, list)):
+                raise TrueupError("a mapping key must be a plain value", path, line)
+            if key in out:
+                raise TrueupError(f"duplicate key {key!r} (first at line {out.lines[key]})",
+                                  path, line)
+            out[key] = _convert(vnode, loader, path)
+            out.lines[key] = line
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        seq = LineList()
+        seq.line = node.start_mark.line + 1
+        seq.lines = []
+        for item in node.value:
+            seq.append(_convert(item, loader, path))
+            seq.lines.append(item.start_mark.line + 1)
+        return seq
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.YAMLError as exc:
+        raise TrueupError(f"invalid value: {exc}", path, node.start_mark.line + 1) from None

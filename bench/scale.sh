@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Scaling: W100, W1000 and W10000 (10, 100, 1000 dirs x 10 files; 122, 1202, 12002 resources)
+# for trueup and, for reference, the Python baseline (bench/baseline/, the peers' converge.py
+# method for any size).
+#
+#   bench/scale.sh [TOOL ...]      TOOL: trueup, baseline (default: both)
+#
+# Per tool and size: first-run and no-op medians (the peers' common/bench.py timer), the tree
+# checked byte for byte (bench/verify.py --size N = the peers' verify.py with N/10 dirs), and
+# the no-op snapshot compare.  bench/summarize.py then prints the per-resource cost, so linear
+# growth (or not) is visible.
+#
+# Environment: SIZES="100 1000 10000" RUNS=5 WARMUP=1 TIMEOUT=1200 BENCH=... OUT=...
+# (bench/run.sh with SCALE=1 runs this into its own OUT.)
+set -uo pipefail
+
+BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
+. "$BENCH_DIR/env.sh"
+TOOLS=${*:-trueup baseline}
+SIZES=${SIZES:-100 1000 10000}
+RUNS=${RUNS:-5}
+WARMUP=${WARMUP:-1}
+TIMEOUT=${TIMEOUT:-1200}
+BENCH=${BENCH:-$W100_PYTHON $PEERS/common/bench.py}
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+OUT=${OUT:-$BENCH_DIR/results/$STAMP}
+WORK=/tmp/peers/run/scale-$STAMP
+V="$W100_PYTHON $BENCH_DIR/verify.py"
+
+mkdir -p "$OUT" "$WORK"
+OUT=$(cd "$OUT" && pwd)
+echo "scale_loadavg_at_start: $(cut -d' ' -f1-3 /proc/loadavg)  ($(date -u '+%Y-%m-%d %H:%M:%S') UTC)" >> "$OUT/machine.txt"
+
+bench() {  # bench NAME CMD...   -> $OUT/NAME.txt (first line of the timer dropped)
+  local name=$1; shift
+  $BENCH -n "$RUNS" --warmup "$WARMUP" --timeout "$TIMEOUT" -- "$@" > "$WORK/$name.txt" 2>&1
+  tail -n +2 "$WORK/$name.txt" > "$OUT/$name.txt"
+}
+
+for tool in $TOOLS; do
+  case $tool in
+    trueup)
+      if [ -z "$TRUEUP" ] || ! "$TRUEUP" run --help > /dev/null 2>&1; then
+        echo "!! trueup is not runnable (TRUEUP='$TRUEUP'): skipping it"; continue
+      fi ;;
+    baseline) ;;
+    *) echo "unknown tool: $tool (scale.sh knows trueup, baseline)" >&2; continue ;;
+  esac
+  for s in $SIZES; do
+    [ "$tool" = trueup ] && "$W100_PYTHON" "$BENCH_DIR/workload.py" -q --size "$s" --out "$TRUEUP_BUNDLES/w$s"
+    if [ "$s" = 100 ]; then target=$tool; else target=$tool-w$s; fi
+    name=scale-$tool-w$s
+    echo "== $tool W$s  $(date -u +%H:%M:%S)"
+    bench "$name-first" "$BENCH_DIR/$tool/first.sh" "$s"
+    $V --size "$s" check "$target" > "$OUT/$name-check.txt"
+    $V --size "$s" snapshot "$target" "$WORK/$name-pre.json" > /dev/null
+    bench "$name-noop" "$BENCH_DIR/$tool/run.sh" "$s"
+    $V --size "$s" snapshot "$target" "$WORK/$name-post.json" > /dev/null
+    $V compare "$WORK/$name-pre.json" "$WORK/$name-post.json" > "$OUT/$name-noop-touched.txt"
+    tail -n1 "$OUT/$name-check.txt"; tail -n1 "$OUT/$name-noop-touched.txt"
+    grep -hE 'exit codes' "$OUT/$name-first.txt" "$OUT/$name-noop.txt" | sed 's/^/   /'
+    grep -E 'A (wall|cpu) s' "$OUT/$name-first.txt" "$OUT/$name-noop.txt" | sed 's/^/   /'
+  done
+done
+echo "scale_loadavg_at_end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
+
+"$W100_PYTHON" "$BENCH_DIR/summarize.py" --scale "$OUT" > "$OUT/scale.md"
+echo
+cat "$OUT/scale.md"
+echo "results in $OUT"

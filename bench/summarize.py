@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""Turn a bench/results/<stamp>/ folder into markdown: trueup beside the peers.
+
+    summarize.py OUT            W100 table, trueup-vs-peer ratios and targets, scaling table
+    summarize.py --scale OUT    the scaling table only
+
+OUT holds trueup's figure files (written by bench/run.sh, named as the peers' run.sh names
+them: trueup-first.txt, trueup-noop.txt, ...), the peers' in OUT/peers/ (the peers' run.sh),
+and the scaling runs' scale-<tool>-w<size>-{first,noop}.txt (bench/scale.sh).  The figure
+files are parsed with the peers' own common/summarize.py.
+"""
+
+import os
+import re
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PEERS = os.path.abspath(os.environ.get("PEERS")
+                        or os.path.join(HERE, "..", "..", "shared", "bench", "peers"))
+sys.path.insert(0, os.path.join(PEERS, "common"))
+
+import summarize as peers_summarize  # noqa: E402  (the peers' summarize.py)
+
+rows = peers_summarize.rows
+fmt = peers_summarize.fmt
+last_line = peers_summarize.last_line
+
+PEER_TOOLS = ["baseline", "cfengine", "puppet", "salt", "pyinfra", "ansible"]
+SHOWN = {"baseline": "baseline", "cfengine": "cf-agent", "puppet": "puppet", "salt": "salt",
+         "pyinfra": "pyinfra", "ansible": "ansible", "trueup": "trueup"}
+# the targets trueup is held to (W100, first run and no-op alike)
+WITHIN = {"cfengine": 2.0}                            # trueup <= 2x the peer
+FASTER = {"salt": 15.0, "puppet": 15.0, "pyinfra": 15.0}  # peer >= 15x trueup
+RESOURCES = {100: 122, 1000: 1202, 10000: 12002}
+
+
+def tool_dir(out, tool):
+    return out if tool == "trueup" else os.path.join(out, "peers")
+
+
+def versions(out):
+    v = {}
+    for p in (os.path.join(out, "versions.txt"), os.path.join(out, "peers", "versions.txt")):
+        if os.path.exists(p):
+            for line in open(p):
+                if ":" in line:
+                    k, val = line.split(":", 1)
+                    v.setdefault(k.strip(), val.strip())
+    return v
+
+
+def exit_codes(path):
+    if not os.path.exists(path):
+        return "?"
+    m = re.search(r"exit codes (\[[^\]]*\])", open(path).read())
+    return m.group(1) if m else "?"
+
+
+def secs(x):
+    return ("%.3f s" if x < 1 else "%.2f s") % x
+
+
+def ratio(x):
+    return ("%.2fx" if x < 10 else "%.0fx") % x
+
+
+def w100_table(out):
+    v = versions(out)
+    lines = ["| tool | version | first-run wall median (min-max) | no-op wall median (min-max) "
+             "| no-op cpu median (min-max) | empty-policy wall median (min-max) "
+             "| peak RSS first / no-op | runs | exit codes first / no-op | spec check "
+             "| no-op touched? |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    fig = {}
+    problems = []
+    for tool in ["trueup"] + PEER_TOOLS:
+        d = tool_dir(out, tool)
+        f = rows(os.path.join(d, tool + "-first.txt"))
+        n = rows(os.path.join(d, tool + "-noop.txt"))
+        e = rows(os.path.join(d, tool + "-empty.txt"))
+        if not f and not n:
+            continue
+        fig[tool] = (f, n, e)
+        rc = "%s / %s" % (exit_codes(os.path.join(d, tool + "-first.txt")),
+                          exit_codes(os.path.join(d, tool + "-noop.txt")))
+        check = last_line(os.path.join(d, tool + "-check.txt")).split(": ", 1)[-1]
+        touched = last_line(os.path.join(d, tool + "-noop-touched.txt")).split(": ", 1)[-1]
+        if rc != "[0] / [0]" or not check.startswith("OK") or touched != "UNCHANGED":
+            problems.append("%s: exit codes %s, spec check %s, no-op %s"
+                            % (tool, rc, check, touched))
+        lines.append("| %s | %s | %s | %s | %s | %s | %s / %s | %s/%s | %s | %s | %s |" % (
+            "**trueup**" if tool == "trueup" else tool, v.get(tool, "?"),
+            fmt(f, "wall"), fmt(n, "wall"), fmt(n, "cpu"), fmt(e, "wall"),
+            fmt(f, "peak"), fmt(n, "peak"), f.get("n", "?"), n.get("n", "?"), rc, check,
+            touched))
+    return lines, fig, problems
+
+
+def ratio_lines(fig):
+    """'no-op: trueup 0.062 s; cf-agent 0.074 s (trueup/cf-agent = 0.84x); ...' + targets."""
+    out, verdicts = [], []
+    if "trueup" not in fig:
+        return ["(no trueup figures: ratios not computed)"], verdicts
+    for label, k in (("first run", 0), ("no-op", 1), ("empty policy", 2)):
+        t = fig["trueup"][k].get("wall")
+        if not t:
+            continue
+        tm = t[1]
+        parts = ["trueup %s" % secs(tm)]
+        for tool in PEER_TOOLS:
+            p = fig.get(tool, ({}, {}, {}))[k].get("wall")
+            if not p:
+                continue
+            pm, name = p[1], SHOWN[tool]
+            if tool in ("baseline", "cfengine"):   # the fast references: trueup / peer
+                parts.append("%s %s (trueup/%s = %s)" % (name, secs(pm), name, ratio(tm / pm)))
+            else:                                  # the slow peers: how many times faster
+                parts.append("%s %s (%s/trueup = %s)" % (name, secs(pm), name, ratio(pm / tm)))
+            if k == 2:
+                continue
+            if tool in WITHIN:
+                ok = tm <= WITHIN[tool] * pm
+                verdicts.append("%s, %s: trueup/%s = %s, target <= %gx: %s" % (
+                    label, "W100", name, ratio(tm / pm), WITHIN[tool],
+                    "MET" if ok else "**MISSED**"))
+            if tool in FASTER:
+                ok = pm >= FASTER[tool] * tm
+                verdicts.append("%s, %s: %s/trueup = %s, target >= %gx: %s" % (
+                    label, "W100", name, ratio(pm / tm), FASTER[tool],
+                    "MET" if ok else "**MISSED**"))
+        out.append("* %s (wall medians): %s" % (label, "; ".join(parts)))
+    return out, verdicts
+
+
+def scale_table(out):
+    lines = ["| tool | workload | resources | first-run wall median (min-max) | per resource "
+             "| no-op wall median (min-max) | per resource "
+             "| added cost per added resource: first run / no-op "
+             "| no-op cpu median | peak RSS no-op | exit codes first / no-op | spec check "
+             "| no-op touched? |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    found = False
+    for tool in ("trueup", "baseline"):
+        prev = None
+        for size in sorted(RESOURCES):
+            name = "scale-%s-w%d" % (tool, size)
+            f = rows(os.path.join(out, name + "-first.txt"))
+            n = rows(os.path.join(out, name + "-noop.txt"))
+            if not f and not n:
+                continue
+            found = True
+            res = RESOURCES[size]
+            per = lambda r: ("%.3f ms" % (r["wall"][1] / res * 1000)) if "wall" in r else "n/a"
+            marg = "-"
+            if prev and "wall" in n and "wall" in prev[2] and "wall" in f and "wall" in prev[1]:
+                marg = "%.0f µs / %.0f µs (vs W%d)" % (
+                    (f["wall"][1] - prev[1]["wall"][1]) / (res - prev[0]) * 1e6,
+                    (n["wall"][1] - prev[2]["wall"][1]) / (res - prev[0]) * 1e6, prev[3])
+            rc = "%s / %s" % (exit_codes(os.path.join(out, name + "-first.txt")),
+                              exit_codes(os.path.join(out, name + "-noop.txt")))
+            lines.append("| %s | W%d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                tool, size, res, fmt(f, "wall"), per(f), fmt(n, "wall"), per(n), marg,
+                fmt(n, "cpu").split(" (")[0], fmt(n, "peak"), rc,
+                last_line(os.path.join(out, name + "-check.txt")).split(": ", 1)[-1],
+                last_line(os.path.join(out, name + "-noop-touched.txt")).split(": ", 1)[-1]))
+            prev = (res, f, n, size)
+    return lines if found else []
+
+
+def main(argv):
+    scale_only = argv and argv[0] == "--scale"
+    out = argv[-1]
+    if not scale_only:
+        table, fig, problems = w100_table(out)
+        print("## W100: trueup beside the peers\n")
+        print("\n".join(table))
+        print()
+        for p in ("machine.txt",):
+            if os.path.exists(os.path.join(out, p)):
+                print("```\n" + open(os.path.join(out, p)).read().rstrip() + "\n```\n")
+        if problems:
+            print("**Figures not valid as a converge measurement** (failed runs, wrong tree or "
+                  "touched entries):\n")
+            for p in problems:
+                print("* " + p)
+            print()
+        rl, verdicts = ratio_lines(fig)
+        print("### Ratios\n")
+        print("\n".join(rl))
+        if verdicts:
+            print("\n### Targets (no-op and first run: within 2x of cf-agent, >= 15x faster "
+                  "than Salt, Puppet, pyinfra)\n")
+            print("\n".join("* " + v for v in verdicts))
+        print()
+    st = scale_table(out)
+    if st:
+        print("## Scaling: W100 / W1000 / W10000\n")
+        print("\n".join(st))
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""trueup's test suite (a package, so helpers import as ``tests.servers...``)."""

@@ -1,0 +1,1 @@
+"""Real local servers standing in for AWS in tests: moto in server mode and a fake IMDSv2."""
