@@ -317,6 +317,8 @@ def _cycle_error(stuck: list[Node], after: dict[int, list[Node]]) -> TrueupError
         path.append(node)
         node = before[node.index]
     cycle = list(reversed(path[seen[node.index]:]))
+    first = min(range(len(cycle)), key=lambda i: cycle[i].index)  # start at the first declared
+    cycle = cycle[first:] + cycle[:first]
     cycle.append(cycle[0])
     chain = " -> ".join(f"{n.ident} ({n.loc})" for n in cycle)
     first = cycle[0]

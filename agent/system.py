@@ -96,7 +96,9 @@ class System:
         before it becomes visible, is fsync'ed, then renamed over the target.
         """
         folder, name = os.path.split(path)
-        tmp = os.path.join(folder, f".{name}.trueup-{os.getpid()}")
+        # A fixed name (runs hold the run lock): a run killed mid-write leaves at most
+        # this file, which the next run, rewriting the same target, reuses.
+        tmp = os.path.join(folder, f".{name}.trueup-new")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         try:
             if uid != -1 or gid != -1:
@@ -121,7 +123,7 @@ class System:
     def atomic_symlink(self, target: str, path: str) -> None:
         """Point the symbolic link ``path`` at ``target``, replacing what is there."""
         folder, name = os.path.split(path)
-        tmp = os.path.join(folder, f".{name}.trueup-{os.getpid()}")
+        tmp = os.path.join(folder, f".{name}.trueup-new")
         _unlink_quietly(tmp)
         os.symlink(target, tmp)
         try:
@@ -133,7 +135,7 @@ class System:
     def atomic_hardlink(self, target: str, path: str) -> None:
         """Make ``path`` a hard link to ``target``, replacing what is there."""
         folder, name = os.path.split(path)
-        tmp = os.path.join(folder, f".{name}.trueup-{os.getpid()}")
+        tmp = os.path.join(folder, f".{name}.trueup-new")
         _unlink_quietly(tmp)
         os.link(target, tmp)
         try:

@@ -56,6 +56,16 @@ def exit_codes(path):
     return m.group(1) if m else "?"
 
 
+def own_report(tool, log):
+    """The tool's own account of what it changed (the logged first / no-op run)."""
+    if tool != "trueup":
+        return peers_summarize.own_count(tool, log)
+    if not os.path.exists(log):
+        return "?"
+    m = re.search(r"(\d+) changed, (\d+) failed, (\d+) unchanged", open(log, errors="replace").read())
+    return "changed=%s failed=%s unchanged=%s" % m.groups() if m else "?"
+
+
 def secs(x):
     return ("%.3f s" if x < 1 else "%.2f s") % x
 
@@ -69,8 +79,8 @@ def w100_table(out):
     lines = ["| tool | version | first-run wall median (min-max) | no-op wall median (min-max) "
              "| no-op cpu median (min-max) | empty-policy wall median (min-max) "
              "| peak RSS first / no-op | runs | exit codes first / no-op | spec check "
-             "| no-op touched? |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| no-op touched? | own report first / no-op |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     fig = {}
     problems = []
     for tool in ["trueup"] + PEER_TOOLS:
@@ -88,11 +98,12 @@ def w100_table(out):
         if rc != "[0] / [0]" or not check.startswith("OK") or touched != "UNCHANGED":
             problems.append("%s: exit codes %s, spec check %s, no-op %s"
                             % (tool, rc, check, touched))
-        lines.append("| %s | %s | %s | %s | %s | %s | %s / %s | %s/%s | %s | %s | %s |" % (
+        lines.append("| %s | %s | %s | %s | %s | %s | %s / %s | %s/%s | %s | %s | %s | %s / %s |" % (
             "**trueup**" if tool == "trueup" else tool, v.get(tool, "?"),
             fmt(f, "wall"), fmt(n, "wall"), fmt(n, "cpu"), fmt(e, "wall"),
             fmt(f, "peak"), fmt(n, "peak"), f.get("n", "?"), n.get("n", "?"), rc, check,
-            touched))
+            touched, own_report(tool, os.path.join(d, tool + "-first.log")),
+            own_report(tool, os.path.join(d, tool + "-noop.log"))))
     return lines, fig, problems
 
 

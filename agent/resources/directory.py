@@ -31,7 +31,7 @@ class Directory(Resource, kind="directory"):
     FIELDS = {
         "owner": f((str, int), None, "user name or uid"),
         "group": f((str, int), None, "group name or gid"),
-        "mode": f(str, None, 'octal string such as "0755"'),
+        "mode": f((str, int), None, 'octal string such as "0755"'),
         "recursive": f(bool, False, "with state absent: remove the contents too"),
     }
     EXAMPLES = [

@@ -41,7 +41,7 @@ class File(Resource, kind="file"):
         "source": f(str, None, "file under the recipe's files/ folder"),
         "owner": f((str, int), None, "user name or uid"),
         "group": f((str, int), None, "group name or gid"),
-        "mode": f(str, None, 'octal string such as "0644"'),
+        "mode": f((str, int), None, 'octal string such as "0644"'),
         "backup": f((bool, int), True, "keep replaced content (true, false or a count)"),
     }
     EXAMPLES = [

@@ -87,10 +87,9 @@ class ImdsServer:
         """Bind an ephemeral port on ``host`` and serve in a daemon thread."""
         self._stopping.clear()
         handler = type("Handler", (_Handler,), {"imds": self})
-        self._httpd = ThreadingHTTPServer((self.host, 0), handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _Server((self.host, 0), handler)
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="fake-imds", daemon=True
+            target=self._httpd.serve_forever, args=(0.02,), name="fake-imds", daemon=True
         )
         self._thread.start()
         return self
@@ -260,6 +259,12 @@ class ImdsServer:
     def _record(self, method: str, path: str, token: str | None, status: int) -> None:
         with self._lock:
             self._requests.append(ImdsRequest(method, path, token, status))
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default backlog of 5 drops concurrent connections
+    daemon_threads = True
+    block_on_close = False  # keep-alive clients (botocore) must not delay stop()
 
 
 class _Handler(BaseHTTPRequestHandler):

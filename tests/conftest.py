@@ -1,0 +1,34 @@
+"""Fixtures for every suite: a private state dir and config, and the CLI bound to them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import run_cli
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment for one trueup: its own state dir and no system config file."""
+    values = {
+        "TRUEUP_STATE_DIR": str(tmp_path / "state"),
+        "TRUEUP_CONFIG": str(tmp_path / "no-config.toml"),
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+@pytest.fixture
+def trueup(env: dict[str, str]) -> Callable:
+    """Run the real CLI with this test's state dir: ``trueup("run", str(bundle))``."""
+
+    def call(*args: str, **kwargs):
+        extra = dict(env)
+        extra.update(kwargs.pop("env", {}) or {})
+        return run_cli(*args, env=extra, **kwargs)
+
+    return call

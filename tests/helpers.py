@@ -1,0 +1,68 @@
+"""Helpers shared by the test suites: bundles on disk, the real CLI, tree snapshots."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_bundle(root: Path, recipes: dict[str, str], *, templates: dict[str, str] | None = None,
+                 files: dict[str, str | bytes] | None = None, runlist: str | None = None,
+                 attributes: str | None = None) -> Path:
+    """Write a bundle: ``recipes`` maps name → recipe.yml text; templates/files keys are
+    'recipe/relative/path'."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name, text in recipes.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        (root / name / "recipe.yml").write_text(textwrap.dedent(text))
+    for folder, entries in (("templates", templates or {}), ("files", files or {})):
+        for key, content in entries.items():
+            recipe, _, rel = key.partition("/")
+            path = root / recipe / folder / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(textwrap.dedent(content))
+    if runlist is not None:
+        (root / "runlist").write_text(runlist + "\n")
+    if attributes is not None:
+        (root / "attributes.yml").write_text(textwrap.dedent(attributes))
+    return root
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, prefix: list[str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the real command line (python -m agent) and capture its output."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = str(REPO)
+    full_env.update(env or {})
+    argv = [*(prefix or []), sys.executable, "-m", "agent", *args]
+    return subprocess.run(argv, capture_output=True, text=True, env=full_env, timeout=timeout,
+                          cwd=str(REPO))
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every entry under root: type, mode, owner, inode, mtime_ns, ctime_ns, content hash."""
+    out: dict[str, tuple] = {}
+    if not root.exists():
+        return out
+    for folder, dirs, names in os.walk(root):
+        for name in dirs + names:
+            path = os.path.join(folder, name)
+            st = os.lstat(path)
+            extra = ""
+            if os.path.islink(path):
+                extra = os.readlink(path)
+            elif os.path.isfile(path):
+                with open(path, "rb") as fh:
+                    extra = hashlib.sha256(fh.read()).hexdigest()
+            out[os.path.relpath(path, root)] = (st.st_mode, st.st_uid, st.st_gid, st.st_ino,
+                                                st.st_mtime_ns, st.st_ctime_ns, extra)
+    return out

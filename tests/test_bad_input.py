@@ -1,0 +1,191 @@
+"""Each kind of bad input: one precise message (file and line), exit 1, nothing changed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import run_cli, write_bundle
+
+GOOD = """\
+    resources:
+      - directory: "{{ attributes.root }}"
+      - file: "{{ attributes.root }}/first"
+        content: "written before the bad part?\\n"
+"""
+
+
+def bundle_with(tmp_path: Path, extra: str, *, templates=None, files=None, runlist="app",
+                recipes=None) -> tuple[Path, Path]:
+    target = tmp_path / "target"
+    text = textwrap.dedent(GOOD) + textwrap.indent(textwrap.dedent(extra), "  ")
+    all_recipes = {"app": text, **(recipes or {})}
+    bundle = write_bundle(tmp_path / "bundle", all_recipes, templates=templates, files=files,
+                          runlist=runlist, attributes=f"root: {target}\n")
+    return bundle, target
+
+
+def trueup_env(tmp_path: Path) -> dict[str, str]:
+    return {"TRUEUP_STATE_DIR": str(tmp_path / "state"),
+            "TRUEUP_CONFIG": str(tmp_path / "no-config.toml")}
+
+
+def assert_refused(result, target: Path, file: Path, line: int | None, *words: str) -> None:
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr  # one message
+    message = lines[0]
+    where = f"{file}:{line}:" if line else f"{file}:"
+    assert where in message, message
+    for word in words:
+        assert word in message, message
+    assert not target.exists(), "something was changed"
+    assert result.stdout == ""
+
+
+CASES = {
+    # name: (extra resources, expected line in recipe.yml, words in the message)
+    "unknown type": ("- flie: /tmp/x\n", 5, ("unknown resource type 'flie'",
+                                             "did you mean 'file'")),
+    "unknown field": ("- file: /tmp/x\n  contnet: hi\n", 6, ("unknown field 'contnet'",
+                                                             "did you mean 'content'")),
+    "wrong value type": ("- file: /tmp/x\n  retries: many\n", 6,
+                         ("retries must be an integer",)),
+    "unquoted mode": ("- file: /tmp/x\n  mode: 0644\n", 6, ("quoted octal string",)),
+    "undefined attribute": ("- file: /tmp/x\n  content: \"{{ attributes.nope }}\"\n", 6,
+                            ("has no attribute 'nope'",)),
+    "jinja error in a value": ("- file: /tmp/x\n  content: \"{{ attributes.root | nofilter }}\"\n",
+                               6, ("nofilter",)),
+    "missing template": ("- template: /tmp/x\n  source: nope.j2\n", 6,
+                         ("template not found", "nope.j2")),
+    "missing source file": ("- file: /tmp/x\n  source: nope.txt\n", 6,
+                            ("source file not found", "nope.txt")),
+    "duplicate identity": ("- file: \"{{ attributes.root }}/first\"\n  content: again\n", 5,
+                           ("duplicate resource file:", "already declared at")),
+    "dependency cycle": ("- file: /tmp/a\n  requires: [file:/tmp/b]\n"
+                         "- file: /tmp/b\n  requires: [file:/tmp/a]\n", 5,
+                         ("dependency cycle", "file:/tmp/a", "file:/tmp/b")),
+    "unknown requires": ("- file: /tmp/a\n  requires: [file:/tmp/zzz]\n", 6,
+                         ("names no declared resource",)),
+    "unknown notify action": ("- command: c\n  run: [/bin/true]\n  refresh_only: true\n"
+                              "- file: /tmp/a\n  notify: command:c restart\n", 9,
+                              ("has no action 'restart'",)),
+    "shell string without shell": ("- command: c\n  run: echo hi\n", 6,
+                                   ("shell is not true",)),
+    "missing required field": ("- template: /tmp/x\n", 5, ("needs the field 'source'",)),
+    "relative path": ("- file: etc/motd\n", 5, ("must be absolute",)),
+    "guard as a string": ("- file: /tmp/x\n  only_if: test -f /x\n", 6,
+                          ("only_if must be a list",)),
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_bad_resource_is_refused(tmp_path, trueup, case):
+    extra, line, words = CASES[case]
+    bundle, target = bundle_with(tmp_path, extra)
+    result = trueup("run", str(bundle))
+    assert_refused(result, target, bundle / "app/recipe.yml", line, *words)
+    # validate finds the same error and touches nothing either
+    checked = trueup("validate", str(bundle))
+    assert checked.returncode == 1 and checked.stderr == result.stderr
+
+
+def test_yaml_syntax_error(tmp_path, trueup):
+    bundle, target = bundle_with(tmp_path, "- file: /tmp/x\n  content: [unclosed\n")
+    result = trueup("run", str(bundle))
+    assert_refused(result, target, bundle / "app/recipe.yml", 7, "YAML syntax error")
+
+
+def test_duplicate_yaml_key(tmp_path, trueup):
+    bundle, target = bundle_with(tmp_path, "- file: /tmp/x\n  mode: '0600'\n  mode: '0644'\n")
+    assert_refused(trueup("run", str(bundle)), target, bundle / "app/recipe.yml", 7,
+                   "duplicate key 'mode'")
+
+
+def test_undefined_variable_in_template(tmp_path, trueup):
+    bundle, target = bundle_with(tmp_path, "- template: /tmp/x\n  source: t.j2\n",
+                                 templates={"app/t.j2": "a = 1\nb = {{ nope }}\n"})
+    assert_refused(trueup("run", str(bundle)), target, bundle / "app/templates/t.j2", 2,
+                   "'nope' is undefined")
+
+
+def test_template_syntax_error(tmp_path, trueup):
+    bundle, target = bundle_with(tmp_path, "- template: /tmp/x\n  source: t.j2\n",
+                                 templates={"app/t.j2": "a\nb\n{% if %}\n"})
+    assert_refused(trueup("run", str(bundle)), target, bundle / "app/templates/t.j2", 3,
+                   "template syntax error")
+
+
+def test_missing_recipe_in_runlist(tmp_path, trueup):
+    bundle, target = bundle_with(tmp_path, "", runlist="app\nnosuch")
+    assert_refused(trueup("run", str(bundle)), target, bundle / "runlist", None,
+                   "recipe 'nosuch' not found", "recipes there: app")
+
+
+def test_missing_recipe_on_the_command_line(tmp_path, trueup):
+    bundle, target = bundle_with(tmp_path, "")
+    result = trueup("run", str(bundle), "--runlist", "app,nosuch")
+    assert result.returncode == 1 and "--runlist: recipe 'nosuch' not found" in result.stderr
+    assert not target.exists()
+
+
+def test_missing_recipe_in_depends(tmp_path, trueup):
+    bundle, target = bundle_with(tmp_path, "", recipes={
+        "web": "depends:\n  - app\n  - base\nresources: []\n"}, runlist="web")
+    assert_refused(trueup("run", str(bundle)), target, bundle / "web/recipe.yml", 3,
+                   "recipe 'base' not found")
+
+
+def test_recipe_depends_cycle(tmp_path, trueup):
+    bundle, target = bundle_with(tmp_path, "", recipes={
+        "web": "depends: [db]\n", "db": "depends: [web]\n"}, runlist="app,web")
+    assert_refused(trueup("run", str(bundle)), target, bundle / "db/recipe.yml", 1,
+                   "recipe dependency cycle: web -> db -> web")
+
+
+def test_unknown_recipe_key(tmp_path, trueup):
+    bundle, target = bundle_with(tmp_path, "", recipes={"web": "resorces: []\n"},
+                                 runlist="app,web")
+    assert_refused(trueup("run", str(bundle)), target, bundle / "web/recipe.yml", 1,
+                   "unknown recipe key 'resorces'")
+
+
+def test_not_utf8(tmp_path, trueup):
+    bundle, target = bundle_with(tmp_path, "")
+    (bundle / "app/recipe.yml").write_bytes(b"resources:\n  - file: /tmp/\xff\n")
+    assert_refused(trueup("run", str(bundle)), target, bundle / "app/recipe.yml", None,
+                   "not UTF-8")
+
+
+def test_bad_attribute_flag(tmp_path, trueup):
+    bundle, target = bundle_with(tmp_path, "")
+    result = trueup("run", str(bundle), "-a", "novalue")
+    assert result.returncode == 1 and "-a expects key.sub=value" in result.stderr
+    assert not target.exists()
+
+
+def test_missing_bundle_folder(tmp_path, trueup):
+    result = trueup("run", str(tmp_path / "nowhere"))
+    assert result.returncode == 1 and "bundle folder not found" in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root and setpriv to drop the capability to read any file")
+def test_unreadable_recipe(tmp_path, trueup):
+    bundle, target = bundle_with(tmp_path, "")
+    (bundle / "app/recipe.yml").chmod(0o000)
+    # root reads any file; without CAP_DAC_OVERRIDE/READ_SEARCH it is an ordinary reader
+    result = run_cli("run", str(bundle), env=trueup_env(tmp_path),
+                     prefix=["setpriv", "--bounding-set", "-dac_override,-dac_read_search"])
+    assert_refused(result, target, bundle / "app/recipe.yml", None, "permission denied")
+
+
+def test_error_message_is_a_single_line_with_location(tmp_path, trueup):
+    bundle, _ = bundle_with(tmp_path, "- flie: /x\n")
+    message = trueup("run", str(bundle)).stderr
+    assert re.match(r"^trueup: error: /\S+/app/recipe\.yml:5: unknown resource type", message)
