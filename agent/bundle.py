@@ -314,7 +314,7 @@ class _Extractor:
         parent.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
         # No symlink exists yet during this pass, so the real parent must equal the lexical one.
         if parent.resolve() != self.real_dest.joinpath(*rel.parts[:-1]):
-            raise BundleError(f"refusing member {str(rel)!r}: its folder is not inside the bundle")
+            raise BundleError(f"refusing member {str(rel)!r}: its path goes through a symlink")
         return path
 
     def _file(self, tar: tarfile.TarFile, member: tarfile.TarInfo, rel: PurePosixPath) -> None:

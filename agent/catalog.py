@@ -226,36 +226,34 @@ def _split_action(text: str) -> tuple[str, str]:
 def _resolve(nodes: list[Node], by_ident: dict[str, Node], strict: bool) -> None:
     """Check that every reference names a declared resource and a known action."""
     for node in nodes:
-        lines = node._lines  # type: ignore[attr-defined]
-        file = node.loc.file
-
-        def target(ident: str, key: str) -> Node | None:
-            found = by_ident.get(ident)
-            if found is None and strict:
-                raise TrueupError(f"{key} {ident!r} names no declared resource"
-                                  f"{_suggest(ident, list(by_ident))}", file,
-                                  lines.get(key, node.loc.line))
-            return found
-
-        node.requires = [r for r in node.requires if target(r, "requires")]
+        node.requires = [r for r in node.requires
+                         if _target(node, r, "requires", by_ident, strict)]
         notify = []
         for ident, action in node.notify:
-            tgt = target(ident, "notify")
-            if tgt is None:
-                continue
-            notify.append((ident, _action(tgt.res, action, "notify", file,
-                                          lines.get("notify", node.loc.line))))
+            tgt = _target(node, ident, "notify", by_ident, strict)
+            if tgt is not None:
+                notify.append((ident, _action(node, tgt.res, action, "notify")))
         node.notify = notify
-        subscribe = []
-        for ident, action in node.subscribe:
-            if target(ident, "subscribe") is None:
-                continue
-            subscribe.append((ident, _action(node.res, action, "subscribe", file,
-                                             lines.get("subscribe", node.loc.line))))
-        node.subscribe = subscribe
+        node.subscribe = [(ident, _action(node, node.res, action, "subscribe"))
+                          for ident, action in node.subscribe
+                          if _target(node, ident, "subscribe", by_ident, strict)]
 
 
-def _action(res: Resource, action: str, key: str, file: str, line: int) -> str:
+def _line(node: Node, key: str) -> int:
+    return node._lines.get(key, node.loc.line)  # type: ignore[attr-defined]
+
+
+def _target(node: Node, ident: str, key: str, by_ident: dict[str, Node],
+            strict: bool) -> Node | None:
+    found = by_ident.get(ident)
+    if found is None and strict:
+        raise TrueupError(f"{key} {ident!r} names no declared resource"
+                          f"{_suggest(ident, list(by_ident))}", node.loc.file, _line(node, key))
+    return found
+
+
+def _action(node: Node, res: Resource, action: str, key: str) -> str:
+    file, line = node.loc.file, _line(node, key)
     if not res.ACTIONS:
         raise TrueupError(f"{res.kind} resources take no notifications, so {key} cannot "
                           f"target {res.ident}", file, line)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 MASK = "********"
+HIDDEN = "(sensitive)"  # stands for a value of a sensitive resource
 
 
 class Redactor:

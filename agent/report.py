@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -10,7 +11,7 @@ from collections import Counter
 from typing import Any, TextIO
 
 from agent.model import CHANGED, FAILED, GUARDED, IGNORED, SKIPPED, UNCHANGED, Result
-from agent.redact import REDACTOR
+from agent.redact import HIDDEN, REDACTOR
 
 STATUSES = (CHANGED, FAILED, IGNORED, SKIPPED, GUARDED, UNCHANGED)
 COLOURS = {CHANGED: "33", FAILED: "31", IGNORED: "35", SKIPPED: "36", GUARDED: "2"}
@@ -73,7 +74,7 @@ def _change_text(change: Any) -> str:
         if change.field == "state":
             return "created" if change.after in ("present", "running") else f"-> {change.after}"
         if change.field == "content":
-            return "content"
+            return "content (sensitive, diff hidden)" if change.after == HIDDEN else "content"
         return f"{change.field} {change.after}" if change.after is not None else change.field
     return f"{change.field} {change.before} -> {change.after}"
 
@@ -114,10 +115,8 @@ def store(state_dir: str, report: dict[str, Any], keep: int) -> str:
     _write(os.path.join(folder, "last_run.json"), data)
     entries = sorted(os.listdir(history))
     for stale in entries[:-keep] if keep > 0 else entries:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(history, stale))
-        except FileNotFoundError:
-            pass
     return os.path.join(folder, "last_run.json")
 
 

@@ -95,7 +95,7 @@ class Runner:
                         fields = ", ".join(c.field for c in left)
                         raise ResourceError(f"not converged after apply: {fields} still differ")
                     break
-                except (ResourceError, OSError) as exc:
+                except (ResourceError, OSError):
                     if attempt == node.retries:
                         raise
                     self.sleep(node.retry_delay)

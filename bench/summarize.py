@@ -28,10 +28,16 @@ last_line = peers_summarize.last_line
 PEER_TOOLS = ["baseline", "cfengine", "puppet", "salt", "pyinfra", "ansible"]
 SHOWN = {"baseline": "baseline", "cfengine": "cf-agent", "puppet": "puppet", "salt": "salt",
          "pyinfra": "pyinfra", "ansible": "ansible", "trueup": "trueup"}
+FAST_REFERENCES = ("baseline", "cfengine")  # ratio shown as trueup/peer; others as peer/trueup
 # the targets trueup is held to (W100, first run and no-op alike)
-WITHIN = {"cfengine": 2.0}                            # trueup <= 2x the peer
-FASTER = {"salt": 15.0, "puppet": 15.0, "pyinfra": 15.0}  # peer >= 15x trueup
+WITHIN = {"cfengine": 2.0}                                 # trueup <= 2x the peer
+FASTER = {"salt": 15.0, "puppet": 15.0, "pyinfra": 15.0}   # peer >= 15x trueup
 RESOURCES = {100: 122, 1000: 1202, 10000: 12002}
+
+
+def read(path):
+    with open(path, errors="replace") as f:
+        return f.read()
 
 
 def tool_dir(out, tool):
@@ -42,7 +48,7 @@ def versions(out):
     v = {}
     for p in (os.path.join(out, "versions.txt"), os.path.join(out, "peers", "versions.txt")):
         if os.path.exists(p):
-            for line in open(p):
+            for line in read(p).splitlines():
                 if ":" in line:
                     k, val = line.split(":", 1)
                     v.setdefault(k.strip(), val.strip())
@@ -52,7 +58,7 @@ def versions(out):
 def exit_codes(path):
     if not os.path.exists(path):
         return "?"
-    m = re.search(r"exit codes (\[[^\]]*\])", open(path).read())
+    m = re.search(r"exit codes (\[[^\]]*\])", read(path))
     return m.group(1) if m else "?"
 
 
@@ -62,16 +68,21 @@ def own_report(tool, log):
         return peers_summarize.own_count(tool, log)
     if not os.path.exists(log):
         return "?"
-    m = re.search(r"(\d+) changed, (\d+) failed, (\d+) unchanged", open(log, errors="replace").read())
-    return "changed=%s failed=%s unchanged=%s" % m.groups() if m else "?"
+    m = re.search(r"(\d+) changed, (\d+) failed, (\d+) unchanged", read(log))
+    return "changed={} failed={} unchanged={}".format(*m.groups()) if m else "?"
 
 
 def secs(x):
-    return ("%.3f s" if x < 1 else "%.2f s") % x
+    return f"{x:.3f} s" if x < 1 else f"{x:.2f} s"
 
 
 def ratio(x):
-    return ("%.2fx" if x < 10 else "%.0fx") % x
+    return f"{x:.2f}x" if x < 10 else f"{x:.0f}x"
+
+
+def verdict(label, name, shown_ratio, target, ok):
+    return f"{label}, W100: {name} = {shown_ratio}, target {target}: " + (
+        "MET" if ok else "**MISSED**")
 
 
 def w100_table(out):
@@ -83,7 +94,7 @@ def w100_table(out):
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     fig = {}
     problems = []
-    for tool in ["trueup"] + PEER_TOOLS:
+    for tool in ["trueup", *PEER_TOOLS]:
         d = tool_dir(out, tool)
         f = rows(os.path.join(d, tool + "-first.txt"))
         n = rows(os.path.join(d, tool + "-noop.txt"))
@@ -91,19 +102,19 @@ def w100_table(out):
         if not f and not n:
             continue
         fig[tool] = (f, n, e)
-        rc = "%s / %s" % (exit_codes(os.path.join(d, tool + "-first.txt")),
-                          exit_codes(os.path.join(d, tool + "-noop.txt")))
+        rc = (f"{exit_codes(os.path.join(d, tool + '-first.txt'))} / "
+              f"{exit_codes(os.path.join(d, tool + '-noop.txt'))}")
         check = last_line(os.path.join(d, tool + "-check.txt")).split(": ", 1)[-1]
         touched = last_line(os.path.join(d, tool + "-noop-touched.txt")).split(": ", 1)[-1]
         if rc != "[0] / [0]" or not check.startswith("OK") or touched != "UNCHANGED":
-            problems.append("%s: exit codes %s, spec check %s, no-op %s"
-                            % (tool, rc, check, touched))
-        lines.append("| %s | %s | %s | %s | %s | %s | %s / %s | %s/%s | %s | %s | %s | %s / %s |" % (
-            "**trueup**" if tool == "trueup" else tool, v.get(tool, "?"),
-            fmt(f, "wall"), fmt(n, "wall"), fmt(n, "cpu"), fmt(e, "wall"),
-            fmt(f, "peak"), fmt(n, "peak"), f.get("n", "?"), n.get("n", "?"), rc, check,
-            touched, own_report(tool, os.path.join(d, tool + "-first.log")),
-            own_report(tool, os.path.join(d, tool + "-noop.log"))))
+            problems.append(f"{tool}: exit codes {rc}, spec check {check}, no-op {touched}")
+        cells = ["**trueup**" if tool == "trueup" else tool, v.get(tool, "?"),
+                 fmt(f, "wall"), fmt(n, "wall"), fmt(n, "cpu"), fmt(e, "wall"),
+                 f"{fmt(f, 'peak')} / {fmt(n, 'peak')}", f"{f.get('n', '?')}/{n.get('n', '?')}",
+                 rc, check, touched,
+                 f"{own_report(tool, os.path.join(d, tool + '-first.log'))} / "
+                 f"{own_report(tool, os.path.join(d, tool + '-noop.log'))}"]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines, fig, problems
 
 
@@ -117,30 +128,30 @@ def ratio_lines(fig):
         if not t:
             continue
         tm = t[1]
-        parts = ["trueup %s" % secs(tm)]
+        parts = [f"trueup {secs(tm)}"]
         for tool in PEER_TOOLS:
             p = fig.get(tool, ({}, {}, {}))[k].get("wall")
             if not p:
                 continue
             pm, name = p[1], SHOWN[tool]
-            if tool in ("baseline", "cfengine"):   # the fast references: trueup / peer
-                parts.append("%s %s (trueup/%s = %s)" % (name, secs(pm), name, ratio(tm / pm)))
-            else:                                  # the slow peers: how many times faster
-                parts.append("%s %s (%s/trueup = %s)" % (name, secs(pm), name, ratio(pm / tm)))
+            if tool in FAST_REFERENCES:
+                parts.append(f"{name} {secs(pm)} (trueup/{name} = {ratio(tm / pm)})")
+            else:
+                parts.append(f"{name} {secs(pm)} ({name}/trueup = {ratio(pm / tm)})")
             if k == 2:
                 continue
             if tool in WITHIN:
-                ok = tm <= WITHIN[tool] * pm
-                verdicts.append("%s, %s: trueup/%s = %s, target <= %gx: %s" % (
-                    label, "W100", name, ratio(tm / pm), WITHIN[tool],
-                    "MET" if ok else "**MISSED**"))
+                verdicts.append(verdict(label, f"trueup/{name}", ratio(tm / pm),
+                                        f"<= {WITHIN[tool]:g}x", tm <= WITHIN[tool] * pm))
             if tool in FASTER:
-                ok = pm >= FASTER[tool] * tm
-                verdicts.append("%s, %s: %s/trueup = %s, target >= %gx: %s" % (
-                    label, "W100", name, ratio(pm / tm), FASTER[tool],
-                    "MET" if ok else "**MISSED**"))
-        out.append("* %s (wall medians): %s" % (label, "; ".join(parts)))
+                verdicts.append(verdict(label, f"{name}/trueup", ratio(pm / tm),
+                                        f">= {FASTER[tool]:g}x", pm >= FASTER[tool] * tm))
+        out.append(f"* {label} (wall medians): " + "; ".join(parts))
     return out, verdicts
+
+
+def per_resource(r, res):
+    return f"{r['wall'][1] / res * 1000:.3f} ms" if "wall" in r else "n/a"
 
 
 def scale_table(out):
@@ -154,26 +165,27 @@ def scale_table(out):
     for tool in ("trueup", "baseline"):
         prev = None
         for size in sorted(RESOURCES):
-            name = "scale-%s-w%d" % (tool, size)
+            name = f"scale-{tool}-w{size}"
             f = rows(os.path.join(out, name + "-first.txt"))
             n = rows(os.path.join(out, name + "-noop.txt"))
             if not f and not n:
                 continue
             found = True
             res = RESOURCES[size]
-            per = lambda r: ("%.3f ms" % (r["wall"][1] / res * 1000)) if "wall" in r else "n/a"
             marg = "-"
-            if prev and "wall" in n and "wall" in prev[2] and "wall" in f and "wall" in prev[1]:
-                marg = "%.0f µs / %.0f µs (vs W%d)" % (
-                    (f["wall"][1] - prev[1]["wall"][1]) / (res - prev[0]) * 1e6,
-                    (n["wall"][1] - prev[2]["wall"][1]) / (res - prev[0]) * 1e6, prev[3])
-            rc = "%s / %s" % (exit_codes(os.path.join(out, name + "-first.txt")),
-                              exit_codes(os.path.join(out, name + "-noop.txt")))
-            lines.append("| %s | W%d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                tool, size, res, fmt(f, "wall"), per(f), fmt(n, "wall"), per(n), marg,
-                fmt(n, "cpu").split(" (")[0], fmt(n, "peak"), rc,
-                last_line(os.path.join(out, name + "-check.txt")).split(": ", 1)[-1],
-                last_line(os.path.join(out, name + "-noop-touched.txt")).split(": ", 1)[-1]))
+            if prev and all("wall" in r for r in (f, n, prev[1], prev[2])):
+                added = res - prev[0]
+                df = (f["wall"][1] - prev[1]["wall"][1]) / added * 1e6
+                dn = (n["wall"][1] - prev[2]["wall"][1]) / added * 1e6
+                marg = f"{df:.0f} µs / {dn:.0f} µs (vs W{prev[3]})"
+            rc = (f"{exit_codes(os.path.join(out, name + '-first.txt'))} / "
+                  f"{exit_codes(os.path.join(out, name + '-noop.txt'))}")
+            cells = [tool, f"W{size}", str(res), fmt(f, "wall"), per_resource(f, res),
+                     fmt(n, "wall"), per_resource(n, res), marg,
+                     fmt(n, "cpu").split(" (")[0], fmt(n, "peak"), rc,
+                     last_line(os.path.join(out, name + "-check.txt")).split(": ", 1)[-1],
+                     last_line(os.path.join(out, name + "-noop-touched.txt")).split(": ", 1)[-1]]
+            lines.append("| " + " | ".join(cells) + " |")
             prev = (res, f, n, size)
     return lines if found else []
 
@@ -186,9 +198,9 @@ def main(argv):
         print("## W100: trueup beside the peers\n")
         print("\n".join(table))
         print()
-        for p in ("machine.txt",):
-            if os.path.exists(os.path.join(out, p)):
-                print("```\n" + open(os.path.join(out, p)).read().rstrip() + "\n```\n")
+        machine = os.path.join(out, "machine.txt")
+        if os.path.exists(machine):
+            print("```\n" + read(machine).rstrip() + "\n```\n")
         if problems:
             print("**Figures not valid as a converge measurement** (failed runs, wrong tree or "
                   "touched entries):\n")

@@ -69,7 +69,7 @@ def jinja_template(peers: str) -> str:
         src = f.read()
     # Jinja2 syntax all starts with "{" (the default environment has no line statements)
     assert "{" not in src and "}" not in src, "template.in must not contain braces"
-    return re.sub(r"@(\w+)@", lambda m: "{{ %s }}" % m.group(1), src)
+    return re.sub(r"@(\w+)@", lambda m: "{{ " + m.group(1) + " }}", src)
 
 
 def recipe_yaml(size: int, root: str) -> str:
@@ -78,7 +78,7 @@ def recipe_yaml(size: int, root: str) -> str:
     name = f"w{size}"
     ndirs = size // FILES_PER_DIR
     a = f"attributes.{name}"
-    R = "{{ %s.root }}" % a
+    R = "{{ " + a + ".root }}"
     out = [
         f"# W{size} benchmark workload for trueup, written by bench/workload.py; do not edit.",
         f"# {ndirs} dirs x {FILES_PER_DIR} files: {12 * ndirs + 2} resources.",
@@ -97,8 +97,8 @@ def recipe_yaml(size: int, root: str) -> str:
             out += [f'  - template: "{d}/f{j}.conf"',
                     "    source: file.j2",
                     f'    mode: "{FILE_MODE}"',
-                    '    variables: {hostname: "{{ %s.hostname }}", port: "{{ %s.port }}", '
-                    'index: "%d%d"}' % (a, a, i, j)]
+                    f'    variables: {{hostname: "{{{{ {a}.hostname }}}}", '
+                    f'port: "{{{{ {a}.port }}}}", index: "{i}{j}"}}']
         out += [f'  - link: "{d}/{LINK_NAME}"',
                 f'    to: "{d}/{LINK_TO}"']
     out += ["  - command: stamp",

@@ -231,6 +231,14 @@ HOSTILE = {
         ],
         "duplicate",
     ),
+    "link-under-link": (
+        [
+            (member("sub", tarfile.DIRTYPE), None),
+            (member("lnk", tarfile.SYMTYPE, linkname="sub"), None),
+            (member("lnk/x", tarfile.SYMTYPE, linkname="y"), None),
+        ],
+        "goes through a symlink",
+    ),
     "hardlink-absolute": (
         [(member("web/shadow", tarfile.LNKTYPE, linkname="/etc/shadow"), None)],
         "hard link target",

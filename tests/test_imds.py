@@ -141,9 +141,7 @@ def test_unroutable_endpoint_raises_imds_unavailable() -> None:
         client.facts()
 
 
-def test_env_endpoint_and_disabled_flag(
-    monkeypatch: pytest.MonkeyPatch, closed_port: int
-) -> None:
+def test_env_endpoint_and_disabled_flag(monkeypatch: pytest.MonkeyPatch, closed_port: int) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", f"http://127.0.0.1:{closed_port}/")
     monkeypatch.delenv("AWS_EC2_METADATA_DISABLED", raising=False)
     imds_mod.reset_default_client()

@@ -127,7 +127,7 @@ class Resource:
         """Check the rendered spec; raise ValueError with what is wrong and what is allowed."""
 
     def prepare(self) -> None:
-        """Do the read-only work that may fail (read sources, render templates) before any change."""
+        """Read-only work that may fail (read sources, render templates), done before any change."""
 
     def check(self) -> list[Change]:
         raise NotImplementedError

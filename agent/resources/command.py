@@ -6,6 +6,7 @@ import os
 
 from agent.errors import ResourceError
 from agent.model import Change
+from agent.redact import HIDDEN
 from agent.resources import STRLIST, Resource, SpecError, f
 
 
@@ -83,7 +84,7 @@ class Command(Resource, kind="command"):
         creates = self.spec.get("creates")
         if creates is not None and os.path.lexists(creates):
             return []
-        return [Change("run", None, "(sensitive)" if self.sensitive else _show(self.argv))]
+        return [Change("run", None, HIDDEN if self.sensitive else _show(self.argv))]
 
     def apply(self, changes: list[Change]) -> None:
         self._run()

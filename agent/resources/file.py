@@ -5,12 +5,13 @@ from __future__ import annotations
 import difflib
 import os
 import stat
+
 from agent.errors import ResourceError
 from agent.model import Change
+from agent.redact import HIDDEN
 from agent.resources import Resource, SpecError, f, parse_mode
 from agent.system import lookup_gid, lookup_uid
 
-HIDDEN = "(sensitive)"
 MAX_DIFF = 256 * 1024
 
 

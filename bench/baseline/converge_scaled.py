@@ -8,7 +8,11 @@ the string.Template render of the peers' baseline/file.tmpl, atomic write only i
 same for dirs/links/stamp; only the number of directories is SIZE // 10 instead of 10.
 converge.py hard-codes 10 directories, hence this copy for the scaling table.
 """
-import hashlib, os, string, subprocess, sys  # noqa: E401  (kept like converge.py)
+import hashlib
+import os
+import string
+import subprocess
+import sys
 
 SIZE, T = int(sys.argv[1]), sys.argv[2]
 PEERS = os.environ.get("PEERS") or os.path.join(os.path.dirname(os.path.abspath(__file__)),

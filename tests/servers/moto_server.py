@@ -74,7 +74,9 @@ _S3_OBJECT_SUBRESOURCES = {
 }
 
 
-def s3_operation(method: str, path: str, query: dict[str, list[str]], headers: dict[str, str]) -> str:
+def s3_operation(
+    method: str, path: str, query: dict[str, list[str]], headers: dict[str, str]
+) -> str:
     """Name the S3 REST operation of a path-style request (``/bucket/key?query``)."""
     bucket, _, key = path.lstrip("/").partition("/")
     if not bucket:
@@ -155,10 +157,9 @@ def describe_request(environ: dict[str, Any]) -> dict[str, Any]:
         operation = target.rsplit(".", 1)[-1]
     elif "Action" in query:
         operation = query["Action"][0]
-    elif (
-        environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded")
-        and "gzip" not in headers.get("content-encoding", "")
-    ):
+    elif environ.get("CONTENT_TYPE", "").startswith(
+        "application/x-www-form-urlencoded"
+    ) and "gzip" not in headers.get("content-encoding", ""):
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)  # give moto the body back

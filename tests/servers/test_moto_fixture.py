@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -29,8 +30,9 @@ def test_environment_points_boto3_at_moto(aws: MotoServer) -> None:
 
 def test_ssm_secure_string_round_trip_is_counted(aws: MotoServer) -> None:
     ssm = boto3.client("ssm")
-    ssm.put_parameter(Name="/trueup/prod/attributes/db/password", Value="s3cr3t",
-                      Type="SecureString")
+    ssm.put_parameter(
+        Name="/trueup/prod/attributes/db/password", Value="s3cr3t", Type="SecureString"
+    )
     got = ssm.get_parameter(Name="/trueup/prod/attributes/db/password", WithDecryption=True)
     assert got["Parameter"]["Value"] == "s3cr3t"
     assert got["Parameter"]["Type"] == "SecureString"
@@ -49,7 +51,7 @@ def test_s3_conditional_get_gives_304_and_is_counted_once(aws: MotoServer) -> No
     s3.create_bucket(Bucket="trueup-bundles")
     put = s3.put_object(Bucket="trueup-bundles", Key="prod/bundle.tar.gz", Body=b"bundle bytes")
     etag = put["ETag"]
-    assert etag == '"%s"' % __import__("hashlib").md5(b"bundle bytes").hexdigest()
+    assert etag == f'"{hashlib.md5(b"bundle bytes").hexdigest()}"'  # moto: ETag = MD5
 
     got = s3.get_object(Bucket="trueup-bundles", Key="prod/bundle.tar.gz")
     assert got["Body"].read() == b"bundle bytes"
@@ -108,14 +110,16 @@ def test_reset_wipes_state_between_tests(aws: MotoServer) -> None:
 
 
 def test_subprocesses_reach_moto_through_the_environment(aws: MotoServer) -> None:
-    boto3.client("ssm").put_parameter(Name="/trueup/prod/runlist", Value="base,web",
-                                      Type="StringList")
+    boto3.client("ssm").put_parameter(
+        Name="/trueup/prod/runlist", Value="base,web", Type="StringList"
+    )
     code = (
         "import boto3; print(boto3.client('ssm')"
         ".get_parameter(Name='/trueup/prod/runlist')['Parameter']['Value'])"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
     assert out.stdout.strip() == "base,web"
     assert aws.count("GetParameter") == 1
 
@@ -135,3 +139,12 @@ def test_aws_and_imds_together(aws: MotoServer, imds: ImdsServer) -> None:
     from botocore.utils import IMDSRegionProvider
 
     assert IMDSRegionProvider(boto3.session.Session()._session).provide() == imds.region
+
+
+def test_iam_enforcement_is_switched_off_again_by_reset(aws: MotoServer) -> None:
+    aws.enforce_iam()
+    with pytest.raises(ClientError) as err:
+        boto3.client("ssm").describe_parameters()  # the dummy keys belong to no IAM user
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    aws.reset()
+    assert boto3.client("ssm").describe_parameters()["Parameters"] == []
