@@ -9,6 +9,8 @@ import pytest
 
 from tests.helpers import run_cli
 
+pytest_plugins = ["tests.servers.fixtures"]
+
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
