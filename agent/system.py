@@ -96,10 +96,10 @@ class System:
         The temporary file lives in the same folder, gets its mode and owner
         before it becomes visible, is fsync'ed, then renamed over the target.
         """
-        folder, name = os.path.split(path)
         # A fixed name (runs hold the run lock): a run killed mid-write leaves at most
-        # this file, which the next run, rewriting the same target, reuses.
-        tmp = os.path.join(folder, f".{name}.trueup-new")
+        # this file, which the next run's check reports and its apply replaces.
+        folder = os.path.dirname(path)
+        tmp = temp_name(path)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         try:
             if uid != -1 or gid != -1:
@@ -123,8 +123,7 @@ class System:
 
     def atomic_symlink(self, target: str, path: str) -> None:
         """Point the symbolic link ``path`` at ``target``, replacing what is there."""
-        folder, name = os.path.split(path)
-        tmp = os.path.join(folder, f".{name}.trueup-new")
+        tmp = temp_name(path)
         _unlink_quietly(tmp)
         os.symlink(target, tmp)
         try:
@@ -135,8 +134,7 @@ class System:
 
     def atomic_hardlink(self, target: str, path: str) -> None:
         """Make ``path`` a hard link to ``target``, replacing what is there."""
-        folder, name = os.path.split(path)
-        tmp = os.path.join(folder, f".{name}.trueup-new")
+        tmp = temp_name(path)
         _unlink_quietly(tmp)
         os.link(target, tmp)
         try:
@@ -160,6 +158,10 @@ class System:
     def remove(self, path: str) -> None:
         os.unlink(path)
 
+    def remove_leftover(self, path: str) -> None:
+        """Remove the temporary sibling a killed run may have left beside ``path``."""
+        _unlink_quietly(temp_name(path))
+
     def rmdir(self, path: str, recursive: bool = False) -> None:
         if recursive:
             import shutil
@@ -167,6 +169,12 @@ class System:
             shutil.rmtree(path)
         else:
             os.rmdir(path)
+
+
+def temp_name(path: str) -> str:
+    """The temporary sibling an atomic write or link of ``path`` goes through."""
+    folder, name = os.path.split(path)
+    return os.path.join(folder, f".{name}.trueup-new")
 
 
 def _unlink_quietly(path: str) -> None:

@@ -10,7 +10,7 @@ from agent.errors import ResourceError
 from agent.model import Change
 from agent.redact import HIDDEN
 from agent.resources import Resource, SpecError, f, parse_mode
-from agent.system import lookup_gid, lookup_uid
+from agent.system import lookup_gid, lookup_uid, temp_name
 
 MAX_DIFF = 256 * 1024
 
@@ -103,13 +103,16 @@ class File(Resource, kind="file"):
             what = "a directory" if stat.S_ISDIR(st.st_mode) else (
                 "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file")
             raise ResourceError(f"{path} is {what}; remove it or manage it with its own type")
+        changes = []
+        if os.path.lexists(temp_name(path)):  # left by a run that was killed mid-write
+            changes.append(Change("leftover", temp_name(path), None))
         if st is None:
-            changes = [Change("state", "absent", "present", self._diff(b"", self.desired or b""))]
+            changes.append(Change("state", "absent", "present",
+                                  self._diff(b"", self.desired or b"")))
             if self.mode is not None:
                 changes.append(Change("mode", None, f"{self.mode:04o}"))
             changes += self._owner_changes(None)
             return changes
-        changes = []
         if self.desired is not None and not self._same_content(st):
             current = self._read_current()
             changes.append(Change("content", self._summary(current),
@@ -173,6 +176,8 @@ class File(Resource, kind="file"):
     def apply(self, changes: list[Change]) -> None:
         fields = {c.field for c in changes}
         sys = self.ctx.system
+        if "leftover" in fields:
+            sys.remove_leftover(self.name)
         if self.state == "absent":
             self._backup()
             sys.remove(self.name)

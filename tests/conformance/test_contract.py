@@ -1,0 +1,96 @@
+"""Every registered kind × each of its EXAMPLES: check → apply → check is empty; noop is inert.
+
+Example keys starting with '_' prepare the tree first: ``_setup`` {relative path: content,
+or None for a folder}, ``_links`` {relative path: link target}, ``_templates`` {name: text}.
+"{tmp}" in any string stands for the test's scratch folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.backups import Backups
+from agent.config import Config
+from agent.loader import Bundle
+from agent.resources import load_all
+from agent.runner import Runner
+from agent.session import Options, prepare
+from agent.system import System
+from tests.helpers import snapshot
+
+KINDS = load_all()
+CASES = [(kind, i) for kind, cls in KINDS.items() for i in range(max(1, len(cls.EXAMPLES)))]
+
+
+def _fill(value: Any, tmp: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("{tmp}", tmp)
+    if isinstance(value, list):
+        return [_fill(v, tmp) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, tmp) for k, v in value.items()}
+    return value
+
+
+def _setup(example: dict, tree: Path) -> None:
+    for rel, content in example.get("_setup", {}).items():
+        path = tree / rel
+        if content is None:
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+    for rel, target in example.get("_links", {}).items():
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(target, tree / rel)
+
+
+def _resource(example: dict, tmp_path: Path):
+    bundle = tmp_path / "bundle"
+    (bundle / "r" / "templates").mkdir(parents=True)
+    for name, text in example.get("_templates", {}).items():
+        (bundle / "r" / "templates" / name).write_text(text)
+    spec = {k: v for k, v in example.items() if not k.startswith("_")}
+    (bundle / "r" / "recipe.yml").write_text(json.dumps({"resources": [spec]}))
+    prepared = prepare(Options(source=str(bundle), runlist="r"), Config(state_dir=str(tmp_path)),
+                       Bundle(str(bundle)), System(), Backups(str(tmp_path / "backups")))
+    (node,) = prepared.catalog.nodes
+    return prepared.catalog, node.res
+
+
+@pytest.mark.parametrize(("kind", "index"), CASES, ids=[f"{k}-{i}" for k, i in CASES])
+def test_example_converges(kind: str, index: int, tmp_path: Path) -> None:
+    cls = KINDS[kind]
+    assert cls.EXAMPLES, f"kind {kind} has no EXAMPLES"
+    assert cls.__doc__ and "Example:" in cls.__doc__, f"{kind} docstring shows no recipe YAML"
+    tree = tmp_path / "t"
+    tree.mkdir()
+    example = _fill(cls.EXAMPLES[index], str(tree))
+    _setup(example, tree)
+    catalog, res = _resource(example, tmp_path)
+
+    changes = res.check()
+    assert changes, "the example must need a change on a fresh tree"
+    before = snapshot(tree)
+    results = Runner(catalog, System(), noop=True).run()
+    assert results[0].status == "changed"
+    assert snapshot(tree) == before, "noop changed the tree"
+
+    res.apply(changes)
+    if res.converges:
+        assert res.check() == [], "not converged after apply"
+    converged = snapshot(tree)
+    again = Runner(catalog, System()).run()
+    if res.converges:
+        assert again[0].status == "unchanged"
+        assert snapshot(tree) == converged, "a converged resource was touched again"
+
+
+def test_every_kind_registers_itself_from_its_own_module() -> None:
+    for kind, cls in KINDS.items():
+        assert cls.__module__ == f"agent.resources.{kind}", (kind, cls.__module__)
