@@ -6,7 +6,6 @@ file and line, raised before the first change.
 
 from __future__ import annotations
 
-import difflib
 import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,6 +56,8 @@ class Catalog:
 
 
 def _suggest(word: str, options: list[str]) -> str:
+    import difflib
+
     close = difflib.get_close_matches(word, options, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import socket
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -36,6 +35,12 @@ def _memory_mb() -> int:
     return 0
 
 
+def _fqdn() -> str:
+    import socket
+
+    return socket.getfqdn()
+
+
 def _os_family(release: Mapping[str, str]) -> str:
     ids = {release.get("ID", "")} | set(release.get("ID_LIKE", "").split())
     for family in ("debian", "rhel", "fedora", "suse", "arch", "alpine"):
@@ -45,8 +50,8 @@ def _os_family(release: Mapping[str, str]) -> str:
 
 
 GATHERERS: dict[str, Callable[[Facts], Any]] = {
-    "hostname": lambda f: socket.gethostname().split(".")[0],
-    "fqdn": lambda f: socket.getfqdn(),
+    "hostname": lambda f: platform.node().split(".")[0],
+    "fqdn": lambda f: _fqdn(),
     "os_release": lambda f: _os_release(),
     "os": lambda f: f.os_release.get("ID", platform.system().lower()),
     "os_family": lambda f: _os_family(f.os_release),

@@ -49,8 +49,9 @@ class Recipe:
 class Bundle:
     """A folder of recipes. Recipes are read on first use, so a run reads only its own."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, cache_dir: str | None = None) -> None:
         self.root = os.path.abspath(root)
+        self.cache_dir = cache_dir
         if not os.path.isdir(self.root):
             raise TrueupError("bundle folder not found (give a folder holding "
                               "<recipe>/recipe.yml)", root)
@@ -73,7 +74,7 @@ class Bundle:
             known = ", ".join(self.names()) or "none"
             raise TrueupError(f"recipe {name!r} not found in bundle {self.root} "
                               f"(recipes there: {known})", wanted_by, line)
-        recipe = self._recipes[name] = parse_recipe(name, folder, file)
+        recipe = self._recipes[name] = parse_recipe(name, folder, file, self.cache_dir)
         return recipe
 
     def runlist(self, event: str | None = None) -> tuple[list[str], str] | None:
@@ -111,9 +112,9 @@ def parse_runlist(text: str) -> list[str]:
     return names
 
 
-def parse_recipe(name: str, folder: str, file: str) -> Recipe:
-    """Read and shape-check one recipe.yml."""
-    data = yamlfile.load(file)
+def parse_recipe(name: str, folder: str, file: str, cache_dir: str | None = None) -> Recipe:
+    """Read and shape-check one recipe.yml (parsed once, then from ``cache_dir``)."""
+    data = yamlfile.load(file, cache_dir)
     recipe = Recipe(name=name, dir=folder, file=file)
     if data is None:
         return recipe

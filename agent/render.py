@@ -51,18 +51,20 @@ class Renderer:
         if "{{" not in text and "{%" not in text and "{#" not in text:
             return text
         ctx = self.context if not extra else {**self.context, **extra}
-        if "{%" not in text and "{#" not in text:
-            rest = _SIMPLE.sub("", text)
-            if "{{" not in rest and "}}" not in rest:
-                return _SIMPLE.sub(lambda m: _lookup(ctx, m.group(1)), text)
         template = self._compiled.get(text)
         if template is None:
-            try:
-                template = self._compiled[text] = self.env().from_string(text)
-            except Exception as exc:  # jinja2.TemplateSyntaxError
-                raise RenderError(f"template syntax error: {_message(exc)} in {text!r}") from None
+            template = _Placeholders.parse(text)
+            if template is None:
+                try:
+                    template = self.env().from_string(text)
+                except Exception as exc:  # jinja2.TemplateSyntaxError
+                    raise RenderError(f"template syntax error: {_message(exc)} in {text!r}") \
+                        from None
+            self._compiled[text] = template
         try:
             return template.render(ctx)
+        except RenderError:
+            raise
         except Exception as exc:
             raise RenderError(f"{_message(exc)} in {text!r}") from None
 
@@ -79,17 +81,22 @@ class Renderer:
                 raise RenderError("template file not found") from None
             except (OSError, UnicodeDecodeError) as exc:
                 raise RenderError(f"cannot read template: {exc}") from None
-            try:
-                template = self._files[path] = self.env().from_string(source)
-            except Exception as exc:
-                raise RenderError(f"template syntax error: {_message(exc)}",
-                                  getattr(exc, "lineno", None)) from None
+            template = _Placeholders.parse(source)
+            if template is None:
+                try:
+                    template = self.env().from_string(source)
+                except Exception as exc:
+                    raise RenderError(f"template syntax error: {_message(exc)}",
+                                      getattr(exc, "lineno", None)) from None
+            self._files[path] = template
         ctx = dict(self.context)
         if variables:
             ctx.update(variables)
             ctx["variables"] = variables
         try:
             return template.render(ctx)
+        except RenderError:
+            raise
         except Exception as exc:
             raise RenderError(_message(exc), _template_line(exc)) from None
 
@@ -103,6 +110,40 @@ class Renderer:
                 autoescape=False,  # noqa: S701 - renders config files, not HTML
             )
         return self._env
+
+
+class _Placeholders:
+    """A template that only substitutes ``{{ dotted.name }}``: rendered without Jinja.
+
+    The output is what Jinja would print for the same text.
+    """
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: list[str]) -> None:
+        self.parts = parts  # literal, name, literal, name, …, literal
+
+    @classmethod
+    def parse(cls, text: str) -> _Placeholders | None:
+        if "{%" in text or "{#" in text or "\r" in text:  # Jinja also rewrites line ends
+            return None
+        parts = _SIMPLE.split(text)
+        if any("{{" in lit or "}}" in lit for lit in parts[::2]):
+            return None
+        return cls(parts)
+
+    def render(self, ctx: Mapping[str, Any]) -> str:
+        parts = self.parts
+        if len(parts) == 1:
+            return parts[0]
+        out = parts[:]
+        for i in range(1, len(parts), 2):
+            try:
+                out[i] = _lookup(ctx, parts[i])
+            except RenderError as exc:
+                exc.line = "".join(parts[:i]).count("\n") + 1
+                raise
+        return "".join(out)
 
 
 def _lookup(ctx: Mapping[str, Any], dotted: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +59,7 @@ def resolve_source(opts: Options, cfg: Config) -> Bundle:
     if not src:
         raise TrueupError("no source: give a bundle folder (trueup run ./recipes) or set "
                           "source in /etc/trueup/config.toml or TRUEUP_SOURCE")
-    return Bundle(src)
+    return Bundle(src, os.path.join(cfg.state_dir, "cache", "parsed"))
 
 
 def load_node_file(path: str) -> tuple[dict[str, Any], list[str] | None]:
@@ -132,7 +131,7 @@ def converge(opts: Options, cfg: Config, out: Any = None) -> int:
 
     out = out or sys.stdout
     started = time.time()
-    run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime(started)) + "-" + uuid.uuid4().hex[:8]
+    run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime(started)) + "-" + os.urandom(4).hex()
     meta: dict[str, Any] = {"run_id": run_id, "mode": "noop" if opts.noop else "run",
                             "source": opts.source or cfg.source, "event": opts.event or None,
                             "phase": opts.phase, "runlist": None}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -65,6 +64,8 @@ class System:
             env: Mapping[str, str] | None = None, user: str | None = None,
             timeout: float | None = None, input: str | None = None) -> Completed:
         """Run ``argv`` (a list, never a shell string) and capture its output."""
+        import subprocess
+
         argv = [str(a) for a in argv]
         full_env = None
         if env:

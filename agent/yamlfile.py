@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-import yaml
-
 from agent.errors import TrueupError
-
-try:
-    _Loader: Any = yaml.CSafeLoader
-except AttributeError:  # PyYAML without libyaml
-    _Loader = yaml.SafeLoader
 
 
 class LineDict(dict):
@@ -45,11 +39,47 @@ def read_text(path: str) -> str:
         raise TrueupError(f"cannot read file: {exc.strerror}", path) from None
 
 
-def load(path: str, text: str | None = None) -> Any:
-    """Parse the YAML (or JSON, a subset) file at ``path`` into LineDict/LineList/scalars."""
-    if text is None:
-        text = read_text(path)
-    loader = _Loader(text)
+def load(path: str, cache_dir: str | None = None) -> Any:
+    """Parse the YAML (or JSON, a subset) file at ``path`` into LineDict/LineList/scalars.
+
+    With ``cache_dir``, the parsed value is kept there and reused while the file's
+    inode, size, mtime and ctime stay the same (an edit always changes the ctime).
+    """
+    if cache_dir is None:
+        return parse(path, read_text(path))
+    import hashlib
+    import pickle
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return parse(path, read_text(path))
+    key = (path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    cached = os.path.join(cache_dir, hashlib.sha1(path.encode()).hexdigest() + ".pickle")
+    try:
+        with open(cached, "rb") as fh:
+            stored_key, value = pickle.load(fh)
+        if stored_key == key:
+            return value
+    except Exception:  # noqa: S110 - a missing or damaged cache entry is just a miss
+        pass
+    value = parse(path, read_text(path))
+    try:
+        os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+        tmp = f"{cached}.{os.getpid()}"
+        with open(tmp, "wb") as fh:
+            pickle.dump((key, value), fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, cached)
+    except OSError:
+        pass
+    return value
+
+
+def parse(path: str, text: str) -> Any:
+    """Parse YAML ``text`` read from ``path`` (named in errors)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
@@ -69,8 +99,8 @@ def load(path: str, text: str | None = None) -> Any:
     return _convert(node, loader, path)
 
 
-def _convert(node: yaml.Node, loader: Any, path: str) -> Any:
-    if isinstance(node, yaml.MappingNode):
+def _convert(node: Any, loader: Any, path: str) -> Any:
+    if node.id == "mapping":
         out = LineDict()
         out.line = node.start_mark.line + 1
         out.lines = {}
@@ -86,7 +116,7 @@ def _convert(node: yaml.Node, loader: Any, path: str) -> Any:
             out[key] = _convert(vnode, loader, path)
             out.lines[key] = line
         return out
-    if isinstance(node, yaml.SequenceNode):
+    if node.id == "sequence":
         seq = LineList()
         seq.line = node.start_mark.line + 1
         seq.lines = []
@@ -96,5 +126,5 @@ def _convert(node: yaml.Node, loader: Any, path: str) -> Any:
         return seq
     try:
         return loader.construct_object(node, deep=True)
-    except yaml.YAMLError as exc:
+    except Exception as exc:  # yaml.constructor.ConstructorError
         raise TrueupError(f"invalid value: {exc}", path, node.start_mark.line + 1) from None

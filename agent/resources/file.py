@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import stat
 
@@ -160,6 +159,8 @@ class File(Resource, kind="file"):
             return None
         if len(before) > MAX_DIFF or len(after) > MAX_DIFF:
             return "(content too large to diff)"
+        import difflib
+
         try:
             old, new = before.decode(), after.decode()
         except UnicodeDecodeError:
