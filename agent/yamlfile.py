@@ -55,10 +55,11 @@ def load(path: str, cache_dir: str | None = None) -> Any:
     except OSError:
         return parse(path, read_text(path))
     key = (path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    cached = os.path.join(cache_dir, hashlib.sha1(path.encode()).hexdigest() + ".pickle")
+    cached = os.path.join(cache_dir, hashlib.sha256(path.encode()).hexdigest() + ".pickle")
     try:
         with open(cached, "rb") as fh:
-            stored_key, value = pickle.load(fh)
+            # the cache lives in trueup's private state dir (mode 0700), never in a bundle
+            stored_key, value = pickle.load(fh)  # noqa: S301
         if stored_key == key:
             return value
     except Exception:  # noqa: S110 - a missing or damaged cache entry is just a miss

@@ -211,7 +211,8 @@ def test_attribute_precedence(tmp_path, trueup):
           a: {{recipe: r, bundle: r, node: r, flag: r}}
         resources:
           - file: {out_file}
-            content: "{{{{ attributes.a.recipe }}}} {{{{ attributes.a.bundle }}}} {{{{ attributes.a.node }}}} {{{{ attributes.a.flag }}}}"
+            content: "{{{{ attributes.a.recipe }}}} {{{{ attributes.a.bundle }}}} \\
+              {{{{ attributes.a.node }}}} {{{{ attributes.a.flag }}}}"
         """}, attributes="a: {bundle: b, node: b, flag: b}\n")
     node = tmp_path / "node.json"
     node.write_text(json.dumps({"a": {"node": "n", "flag": "n"}, "run_list": ["recipe[app]"]}))

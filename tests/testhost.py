@@ -1146,9 +1146,13 @@ class ChrootHost(_Host):
         try:
             _kill(self.leader, signal.SIGKILL, self._state.get("leader_start"))
             if self._proc is not None:
-                if self._proc.poll() is None:
+                # unshare reaps its child (the namespace's init) and exits; the kernel lets
+                # that happen only once every process of the PID namespace is gone.
+                try:
+                    self._proc.wait(10)
+                except subprocess.TimeoutExpired:
                     self._proc.kill()
-                self._proc.wait(10)
+                    self._proc.wait(5)
             _teardown(self.name, self._state)
         finally:
             _LIVE.pop(self.name, None)

@@ -99,8 +99,12 @@ def _ignore_for_build(directory: str, names: list[str]) -> set[str]:
 
 
 @pytest.fixture(scope="session")
-def trueup_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Build the trueup wheel from the checkout (a copy, so the tree gets no build/ dir)."""
+def trueup_wheel(tmp_path_factory: pytest.TempPathFactory, testhost_image: Path) -> Path:
+    """Build the trueup wheel from the checkout (a copy, so the tree gets no build/ dir).
+
+    Depends on ``testhost_image`` only so that a machine without test hosts skips (or
+    fails) before spending seconds on a build.
+    """
     if not (REPO_ROOT / "pyproject.toml").exists():
         pytest.skip("no pyproject.toml in the checkout")
     base = tmp_path_factory.mktemp("trueup-wheel")
