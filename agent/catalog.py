@@ -58,8 +58,12 @@ class Catalog:
 def _suggest(word: str, options: list[str]) -> str:
     import difflib
 
-    close = difflib.get_close_matches(word, options, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    close = difflib.get_close_matches(word, options, n=3)
+    if not close:
+        return ""
+    # a transposed pair of letters ("flie") is the likelier typo
+    best = next((c for c in close if sorted(c) == sorted(word)), close[0])
+    return f" (did you mean {best!r}?)"
 
 
 def _check_type(key: str, value: Any, fld: Field) -> Any:

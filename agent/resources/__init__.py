@@ -95,6 +95,9 @@ class Resource:
     ACTIONS: ClassVar[tuple[str, ...]] = ()
     # False for kinds that act every time they are asked (a command without guard)
     IDEMPOTENT: ClassVar[bool] = True
+    # True for kinds that change the whole system (packages, services, users …): their
+    # EXAMPLES are converged on booted test hosts, never on the developer's machine
+    SYSTEM: ClassVar[bool] = False
 
     def __init_subclass__(cls, kind: str = "", **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

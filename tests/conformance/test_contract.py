@@ -24,7 +24,9 @@ from agent.system import System
 from tests.helpers import snapshot
 
 KINDS = load_all()
-CASES = [(kind, i) for kind, cls in KINDS.items() for i in range(max(1, len(cls.EXAMPLES)))]
+# kinds that change the whole system run their examples on booted hosts (tests/system)
+CASES = [(kind, i) for kind, cls in KINDS.items() if not cls.SYSTEM
+         for i in range(max(1, len(cls.EXAMPLES)))]
 
 
 def _fill(value: Any, tmp: str) -> Any:
@@ -94,3 +96,9 @@ def test_example_converges(kind: str, index: int, tmp_path: Path) -> None:
 def test_every_kind_registers_itself_from_its_own_module() -> None:
     for kind, cls in KINDS.items():
         assert cls.__module__ == f"agent.resources.{kind}", (kind, cls.__module__)
+
+
+def test_every_kind_has_examples_and_a_recipe_yaml_docstring() -> None:
+    for kind, cls in KINDS.items():
+        assert cls.EXAMPLES, f"kind {kind} has no EXAMPLES"
+        assert cls.__doc__ and "Example:" in cls.__doc__ and f"- {kind}:" in cls.__doc__, kind

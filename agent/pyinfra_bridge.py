@@ -1,0 +1,101 @@
+"""pyinfra's facts and operations, run on this host through trueup's System seam.
+
+An operation plans by reading facts and yielding the commands that are needed;
+here the plan is a resource's ``check`` (the commands are its diff) and running
+those exact commands is its ``apply``. Each fact is read once per run and
+forgotten when a resource changes the state it describes.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from typing import Any
+
+from agent.errors import ResourceError
+from agent.system import System
+
+
+class FactHost:
+    """Stands in for pyinfra's ``host`` while an operation plans.
+
+    Only what planning needs is here: ``get_fact`` (cached per run) and ``noop``.
+    """
+
+    def __init__(self, system: System) -> None:
+        self.system = system
+        self.cache: dict[tuple, Any] = {}
+        self.reads: dict[str, int] = {}  # fact name → times read from the host
+        self.noops: list[str] = []
+        self.name = "localhost"
+        self.data: dict[str, Any] = {}
+
+    def get_fact(self, cls: type, *args: Any, **kwargs: Any) -> Any:
+        key = (cls, args, tuple(sorted(kwargs.items())))
+        if key not in self.cache:
+            self.cache[key] = self._read(cls, args, kwargs)
+        return self.cache[key]
+
+    def _read(self, cls: type, args: tuple, kwargs: dict) -> Any:
+        fact = cls()
+        required = fact.requires_command(*args, **kwargs)
+        if required and shutil.which(str(required)) is None:
+            return fact.default()
+        command = fact.command(*args, **kwargs)
+        text = command.get_raw_value() if hasattr(command, "get_raw_value") else str(command)
+        done = self.system.run(["/bin/sh", "-c", text], timeout=300)
+        self.reads[cls.name] = self.reads.get(cls.name, 0) + 1
+        if not done.ok:
+            detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise ResourceError(f"cannot read {cls.name}: {detail[0]}")
+        lines = done.stdout.splitlines()
+        return fact.process(lines) if lines else fact.default()
+
+    def forget(self, *classes: type) -> None:
+        """Drop cached facts of ``classes`` (all facts if none given) after a change."""
+        for key in list(self.cache):
+            if not classes or key[0] in classes:
+                del self.cache[key]
+
+    def noop(self, description: str) -> None:
+        self.noops.append(description)
+
+
+def fact_host(system: System) -> FactHost:
+    """The run's FactHost: one per System, so facts are shared by all resources of a run."""
+    host = getattr(system, "fact_host", None)
+    if host is None:
+        host = system.fact_host = FactHost(system)  # type: ignore[attr-defined]
+    return host
+
+
+def plan(operation: Callable[..., Any], host: FactHost, **kwargs: Any) -> list[str]:
+    """The shell commands a pyinfra operation yields for the current facts."""
+    from pyinfra.context import ctx_host
+
+    commands: list[str] = []
+    with ctx_host.use(host):
+        try:
+            for command in operation._inner(**kwargs):
+                if hasattr(command, "get_raw_value"):
+                    commands.append(command.get_raw_value())
+                elif isinstance(command, str):
+                    commands.append(command.strip())
+                else:
+                    raise ResourceError(f"pyinfra planned a {type(command).__name__}, which "
+                                        "trueup does not run")
+        except ResourceError:
+            raise
+        except Exception as exc:  # pyinfra's OperationError and friends
+            raise ResourceError(f"{type(exc).__name__}: {exc}") from None
+    return commands
+
+
+def run_commands(host: FactHost, commands: list[str], timeout: float | None = None) -> None:
+    """Run planned commands in order; the first failure stops and is reported."""
+    for text in commands:
+        done = host.system.run(["/bin/sh", "-c", text], timeout=timeout)
+        if not done.ok:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            raise ResourceError(f"{text!r} exited with status {done.returncode}"
+                                + (": " + " | ".join(tail) if tail else ""))

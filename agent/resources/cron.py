@@ -1,0 +1,81 @@
+"""cron: one scheduled job, as a file in /etc/cron.d."""
+
+from __future__ import annotations
+
+import re
+
+from agent.resources import SpecError, f
+from agent.resources.file import File
+
+CRON_D = "/etc/cron.d"
+_NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # cron ignores cron.d files with other characters
+_FIELD = re.compile(r"^[0-9A-Za-z*/,-]+$")
+
+
+class Cron(File, kind="cron"):
+    """A cron job written to ``/etc/cron.d/<name>`` (atomically, mode 0644).
+
+    Spec:
+        cron (str): the job's name: letters, digits, '-' and '_' only (cron
+            skips files with other names).
+        schedule (str): five cron fields ("*/5 * * * *") or @hourly, @daily, @reboot ….
+        run (str): the command line (cron runs it with /bin/sh).
+        user (str): the user it runs as (default root).
+        environment (dict): variables set for the job, e.g. {MAILTO: ""}.
+        state (str): present (default) or absent.
+
+    Example:
+        - cron: logrotate-app
+          schedule: "15 * * * *"
+          user: deploy
+          run: /usr/local/bin/rotate --app web
+    """
+
+    FIELDS = {
+        "schedule": f(str, None, "five cron fields or @daily etc."),
+        "run": f(str, None, "command line, run by /bin/sh"),
+        "user": f(str, "root", "run as this user"),
+        "environment": f(dict, None, "environment lines, e.g. {MAILTO: ''}"),
+    }
+    SYSTEM = True
+    EXAMPLES = [{"cron": "trueup-example", "schedule": "*/5 * * * *", "run": "/bin/true"}]
+
+    def __init__(self, name: str, spec: dict, ctx: object) -> None:
+        super().__init__(name, spec, ctx)  # type: ignore[arg-type]
+        self.job = name
+        self.name = f"{CRON_D}/{name}"
+
+    @property
+    def ident(self) -> str:
+        return f"cron:{self.job}"
+
+    def validate(self) -> None:
+        if not _NAME.match(self.job):
+            raise ValueError(f"cron name {self.job!r} may hold only letters, digits, - and _")
+        self.mode = 0o644
+        if self.state == "absent":
+            return
+        schedule = (self.spec.get("schedule") or "").split()
+        run = self.spec.get("run")
+        if not schedule:
+            raise SpecError("schedule", "cron needs schedule: e.g. \"*/5 * * * *\" or @daily")
+        if schedule[0].startswith("@"):
+            if len(schedule) != 1:
+                raise SpecError("schedule", f"bad schedule {self.spec['schedule']!r}")
+        elif len(schedule) != 5 or not all(_FIELD.match(part) for part in schedule):
+            raise SpecError("schedule", f"schedule {self.spec['schedule']!r} needs five fields "
+                            "(minute hour day month weekday) or @daily, @reboot …")
+        if not run or "\n" in run:
+            raise SpecError("run", "cron needs run: one command line")
+        if not re.match(r"^[a-z_][a-z0-9_.-]*$", self.spec.get("user", "root")):
+            raise SpecError("user", f"bad user name {self.spec.get('user')!r}")
+
+    def prepare(self) -> None:
+        if self.state == "absent":
+            return
+        lines = [f"# {self.job}: managed by trueup, local edits are replaced"]
+        for key, value in (self.spec.get("environment") or {}).items():
+            lines.append(f"{key}={value}")
+        lines.append(f"{' '.join(self.spec['schedule'].split())} "
+                     f"{self.spec.get('user', 'root')} {self.spec['run']}")
+        self.desired = ("\n".join(lines) + "\n").encode()

@@ -1,0 +1,46 @@
+"""group: a local group (pyinfra plans the commands)."""
+
+from __future__ import annotations
+
+from agent.model import Change
+from agent.pyinfra_bridge import fact_host, plan, run_commands
+from agent.resources import Resource, f
+
+
+class Group(Resource, kind="group"):
+    """A local group.
+
+    Spec:
+        group (str): the group name.
+        gid (int): a fixed group id.
+        system (bool): create a system group.
+        state (str): present (default) or absent.
+
+    Example:
+        - group: deploy
+          gid: 2001
+    """
+
+    FIELDS = {
+        "gid": f(int, None, "group id"),
+        "system": f(bool, False, "a system group"),
+    }
+    SYSTEM = True
+    EXAMPLES = [{"group": "trueup-example", "gid": 2742}]
+
+    def _plan(self) -> list[str]:
+        from pyinfra.operations import server
+
+        return plan(server.group, fact_host(self.ctx.system), group=self.name,
+                    present=self.state == "present", system=bool(self.spec.get("system")),
+                    gid=self.spec.get("gid"))
+
+    def check(self) -> list[Change]:
+        return [Change("command", None, cmd) for cmd in self._plan()]
+
+    def apply(self, changes: list[Change]) -> None:
+        host = fact_host(self.ctx.system)
+        try:
+            run_commands(host, [c.after for c in changes])
+        finally:
+            host.forget()

@@ -1,0 +1,76 @@
+"""service: a systemd unit running or stopped, enabled or not (pyinfra plans the commands)."""
+
+from __future__ import annotations
+
+from agent.model import Change
+from agent.pyinfra_bridge import fact_host, plan, run_commands
+from agent.resources import Resource, f
+
+
+class Service(Resource, kind="service"):
+    """A systemd service: running or stopped, enabled at boot or not.
+
+    Without ``state`` the running state is left alone; without ``enabled`` the
+    boot setting is. Notifications may ask it to ``restart`` or ``reload``. When
+    systemd says the unit file changed on disk, ``systemctl daemon-reload`` runs
+    first.
+
+    Spec:
+        service (str): the unit name (``nginx`` means ``nginx.service``).
+        state (str): running or stopped.
+        enabled (bool): started at boot.
+
+    Example:
+        - service: nginx
+          state: running
+          enabled: true
+          subscribe: template:/etc/nginx/nginx.conf
+    """
+
+    FIELDS = {"enabled": f(bool, None, "start at boot")}
+    STATES = ("running", "stopped")
+    ACTIONS = ("restart", "reload")
+    SYSTEM = True
+    EXAMPLES = [{"service": "trueup-example", "state": "running", "enabled": True,
+                 "_unit": "[Service]\nExecStart=/bin/sleep infinity\n"
+                          "[Install]\nWantedBy=multi-user.target\n"}]
+
+    def validate(self) -> None:
+        state = self.spec.get("state")
+        self.running = None if state is None else state == "running"
+        self.unit = self.name if "." in self.name else f"{self.name}.service"
+
+    def _facts(self) -> tuple:
+        from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
+
+        return SystemdEnabled, SystemdStatus
+
+    def _plan(self, **actions: bool) -> list[str]:
+        from pyinfra.operations import systemd
+
+        host = fact_host(self.ctx.system)
+        commands = plan(systemd.service, host, service=self.unit, running=self.running,
+                        enabled=self.spec.get("enabled"), **actions)
+        if commands or actions:
+            done = self.ctx.system.run(["systemctl", "show", "-p", "NeedDaemonReload",
+                                        "--value", self.unit])
+            if done.stdout.strip() == "yes":
+                commands.insert(0, "systemctl daemon-reload")
+        return commands
+
+    def check(self) -> list[Change]:
+        return [Change("command", None, cmd) for cmd in self._plan()]
+
+    def apply(self, changes: list[Change]) -> None:
+        self._run([c.after for c in changes])
+
+    def refresh(self, action: str) -> None:
+        commands = self._plan(restarted=action == "restart", reloaded=action == "reload")
+        self._run(commands)
+
+    def _run(self, commands: list[str]) -> None:
+        host = fact_host(self.ctx.system)
+        try:
+            run_commands(host, commands, timeout=600)
+        finally:
+            host.forget(*self._facts())
