@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from agent.errors import ResourceError
@@ -91,11 +91,13 @@ class System:
     # --- file system -------------------------------------------------------------
 
     def atomic_write(self, path: str, data: bytes, mode: int, uid: int = -1,
-                     gid: int = -1) -> None:
+                     gid: int = -1, verify: Callable[[str], None] | None = None) -> None:
         """Replace ``path`` with ``data`` so readers see the old or the new file, never part.
 
         The temporary file lives in the same folder, gets its mode and owner
         before it becomes visible, is fsync'ed, then renamed over the target.
+        ``verify(temp_path)`` may raise to refuse the new content: the target
+        is then left as it was.
         """
         # A fixed name (runs hold the run lock): a run killed mid-write leaves at most
         # this file, which the next run's check reports and its apply replaces.
@@ -116,6 +118,8 @@ class System:
             raise
         os.close(fd)
         try:
+            if verify is not None:
+                verify(tmp)
             os.rename(tmp, path)
         except BaseException:
             _unlink_quietly(tmp)

@@ -284,3 +284,26 @@ def test_facts_are_gathered_only_when_used(tmp_path):
             System(), Backups(str(tmp_path / "b")), facts)
     assert facts.used == {"hostname"}
     assert set(facts._values) == {"hostname"}
+
+
+def test_verify_refuses_bad_content_and_skips_the_notified_service(tmp_path, trueup):
+    log = tmp_path / "log"
+    conf = tmp_path / "app.conf"
+    conf.write_text("good = 1\n")
+    bundle = make(tmp_path, f"""
+  - file: {conf}
+    content: "{{{{ attributes.body }}}}\\n"
+    verify: [grep, -q, "^good", "%{{path}}"]
+    notify: command:restart
+  - command: restart
+    run: {log_cmd(log, "restart")}
+    refresh_only: true
+""")
+    out = trueup("run", str(bundle), "-a", "body=bad = 2", "--detailed-exitcodes")
+    assert out.returncode == 4, out.stdout + out.stderr
+    assert "refused the new content" in out.stdout
+    assert conf.read_text() == "good = 1\n"
+    assert not log.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert trueup("run", str(bundle), "-a", "body=good = 2").returncode == 0
+    assert conf.read_text() == "good = 2\n" and log.read_text() == "restart\n"

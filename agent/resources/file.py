@@ -24,6 +24,8 @@ class File(Resource, kind="file"):
         owner, group (str): user and group names or numbers.
         mode (str): octal string such as "0644".
         backup (bool | int): keep the replaced content (default: the configured count).
+        verify (list): argv run on the new content before it replaces the file;
+            ``%{path}`` stands for the temporary file. A non-zero exit refuses it.
         state (str): present (default) or absent.
 
     With neither content nor source, only existence, mode and owner are managed.
@@ -43,12 +45,14 @@ class File(Resource, kind="file"):
         "group": f((str, int), None, "group name or gid"),
         "mode": f((str, int), None, 'octal string such as "0644"'),
         "backup": f((bool, int), True, "keep replaced content (true, false or a count)"),
+        "verify": f(list, None, "argv that must accept the new content (%{path})"),
     }
     EXAMPLES = [
         {"file": "{tmp}/motd", "content": "hello\n", "mode": "0640"},
         {"file": "{tmp}/empty"},
         {"file": "{tmp}/gone", "state": "absent", "_setup": {"gone": "old\n"}},
         {"file": "{tmp}/replace", "content": "new\n", "_setup": {"replace": "old\n"}},
+        {"file": "{tmp}/checked", "content": "ok\n", "verify": ["grep", "-q", "ok", "%{path}"]},
     ]
     ACTIONS = ()
 
@@ -198,7 +202,8 @@ class File(Resource, kind="file"):
             elif mode is None:
                 mode = 0o644 if not self.sensitive else 0o600
             try:
-                sys.atomic_write(self.name, self.desired or b"", mode, uid, gid)
+                sys.atomic_write(self.name, self.desired or b"", mode, uid, gid,
+                                 self._verify if self.spec.get("verify") else None)
             except FileNotFoundError:
                 raise ResourceError(f"folder {os.path.dirname(self.name)} does not exist "
                                     "(declare a directory: resource for it)") from None
@@ -207,6 +212,15 @@ class File(Resource, kind="file"):
             sys.chmod(self.name, self.mode)
         if "owner" in fields or "group" in fields:
             sys.chown(self.name, uid, gid)
+
+    def _verify(self, temp: str) -> None:
+        argv = [str(a).replace("%{path}", temp) for a in self.spec["verify"]]
+        done = self.ctx.system.run(argv, timeout=300)
+        if not done.ok:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            detail = "" if self.sensitive else ": " + " | ".join(tail)
+            raise ResourceError(f"verify {argv[0]} refused the new content "
+                                f"(exit {done.returncode}){detail}; {self.name} left unchanged")
 
     def _backup(self) -> None:
         keep = self.spec.get("backup", True)

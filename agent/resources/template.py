@@ -20,7 +20,7 @@ class Template(File, kind="template"):
         template (str): absolute path of the file to write; the resource's name.
         source (str): template file under templates/ (required).
         variables (dict): extra names for the template.
-        owner, group, mode, backup, state: as for file.
+        owner, group, mode, backup, verify, state: as for file.
 
     Example:
         - template: /etc/nginx/sites-enabled/default
@@ -37,6 +37,7 @@ class Template(File, kind="template"):
         "group": File.FIELDS["group"],
         "mode": File.FIELDS["mode"],
         "backup": File.FIELDS["backup"],
+        "verify": File.FIELDS["verify"],
     }
     EXAMPLES = [
         {"template": "{tmp}/site.conf", "source": "site.conf.j2",

@@ -1,0 +1,126 @@
+"""``facts.ec2``: this instance's identity from IMDSv2, read the first time a recipe uses it.
+
+In a recipe::
+
+    - file: /etc/instance-id
+      content: "{{ facts.ec2.instance_id }} in {{ facts.ec2.availability_zone }}\\n"
+    - file: /etc/role
+      content: "{{ facts.ec2.tags['trueup:role'] }}\\n"
+
+Keys: instance_id, instance_type, ami_id, region, availability_zone, account_id,
+private_ip, architecture, iam_role, instance_profile_arn, tags. Tags come from IMDS
+when the instance exposes them (``InstanceMetadataTags=enabled``), else from
+``ec2:DescribeTags``. Off EC2 a read fails fast with a message saying so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from agent.render import RenderError
+
+KEYS = ("instance_id", "instance_type", "ami_id", "region", "availability_zone", "account_id",
+        "private_ip", "architecture", "iam_role", "instance_profile_arn", "tags")
+
+
+class Ec2Unavailable(RenderError):
+    """Instance facts were asked for but IMDS cannot give them (not on EC2, disabled ...)."""
+
+
+class Ec2Facts(Mapping[str, Any]):
+    """The instance facts as a lazy mapping (``facts.ec2.region`` or ``facts.ec2['region']``)."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, Any] | None = None
+
+    def _load(self) -> dict[str, Any]:
+        if self._data is None:
+            from agent import imds
+
+            try:
+                data = imds.ec2_facts()
+            except imds.ImdsError as exc:
+                raise Ec2Unavailable(f"facts.ec2 is not available: {exc}") from None
+            if data.get("tags") is None:
+                data["tags"] = _describe_tags(data["instance_id"])
+            self._data = data
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in KEYS:
+            raise KeyError(key)
+        return self._load()[key]
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_") or key not in KEYS:
+            raise AttributeError(key)
+        return self[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(KEYS)
+
+    def __len__(self) -> int:
+        return len(KEYS)
+
+    def as_dict(self) -> dict[str, Any] | None:
+        """Every fact, or None off EC2 (for ``trueup facts``)."""
+        try:
+            return dict(self._load())
+        except Ec2Unavailable:
+            return None
+
+
+def _describe_tags(instance_id: str) -> dict[str, str]:
+    from agent.errors import TrueupError
+    from agent.sources import SourceUnreachable, ssm
+
+    try:
+        return ssm.describe_tags(instance_id)
+    except (TrueupError, SourceUnreachable) as exc:
+        raise Ec2Unavailable(f"instance tags are not in IMDS (enable InstanceMetadataTags) and "
+                             f"DescribeTags failed: {exc}") from None
+
+
+def tag(name: str) -> str | None:
+    """The value of instance tag ``name``; None off EC2 or when the instance lacks it."""
+    from agent import imds
+
+    try:
+        imds.default_client().token()
+    except imds.ImdsError:
+        return None
+    try:
+        return Ec2Facts()["tags"].get(name)
+    except Ec2Unavailable as exc:
+        from agent.errors import TrueupError
+
+        raise TrueupError(f"cannot read the instance tag {name!r}: {exc}") from None
+
+
+class Placeholder(Mapping[str, Any]):
+    """Stand-in instance facts for ``trueup validate``: no IMDS call."""
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in KEYS:
+            raise KeyError(key)
+        return _AnyTag() if key == "tags" else f"(ec2 {key})"
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_") or key not in KEYS:
+            raise AttributeError(key)
+        return self[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(KEYS)
+
+    def __len__(self) -> int:
+        return len(KEYS)
+
+
+class _AnyTag(dict):
+    def __missing__(self, key: str) -> str:
+        return f"(tag {key})"
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key]

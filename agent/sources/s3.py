@@ -1,0 +1,126 @@
+"""s3://bucket/key.tar.gz: download a bundle with a conditional GET, verify its sha256, cache it.
+
+Examples of SRC::
+
+    trueup run s3://trueup-bundles/prod/9f2c...e1.tar.gz   # sha256 from the object metadata
+    trueup run 's3://trueup-bundles/prod/b.tar.gz#sha256=9f2c...e1'   # pinned digest
+
+The expected sha256 comes from the release pointer (``ssm:`` sources), from a
+``#sha256=`` suffix, or from the object's ``sha256`` metadata that ``trueup publish``
+writes; without one the bundle is refused. The copy is hashed before anything is
+extracted (``agent.bundle.extract_verified``), into ``<state_dir>/bundles/<sha256>/``.
+Once a copy is verified, its ETag is kept: the next run sends ``If-None-Match`` and an
+unchanged bundle costs one small 304 request.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from agent import bundle
+from agent.errors import TrueupError
+from agent.sources import Fetched, Source, SourceUnreachable, state
+from agent.sources.ssm import call, client, error_parts
+
+MAX_DOWNLOAD = bundle.DEFAULT_MAX_TOTAL_SIZE
+RECORDS = "s3-objects.json"
+
+
+def parse_uri(uri: str) -> tuple[str, str, str]:
+    """``s3://bucket/key#sha256=...`` → (bucket, key, sha256 or "")."""
+    rest, _, fragment = uri.partition("#")
+    bucket, _, key = rest[len("s3://"):].partition("/")
+    if not rest.startswith("s3://") or not bucket or not key or key.endswith("/"):
+        raise TrueupError(f"not an S3 bundle: {uri!r}; write s3://bucket/key.tar.gz")
+    return bucket, key, fragment.removeprefix("sha256=").lower()
+
+
+def _get(s3: Any, **kwargs: Any) -> Any:
+    """GetObject; None for 304 Not Modified."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return s3.get_object(**kwargs)
+    except ClientError as exc:
+        if error_parts(exc)[1] == 304:
+            return None
+        raise
+
+
+def download(uri: str, expected: str | None, state_dir: str) -> tuple[Path, dict[str, Any]]:
+    """The verified bundle folder for ``uri``; ``info`` holds etag, sha256, and
+    ``offline_reason`` when S3 was unreachable and the expected bundle was cached already."""
+    bucket, key, pinned = parse_uri(uri)
+    expected = (expected or pinned or "").lower() or None
+    cache = state.bundles_dir(state_dir)
+    records = state.load(state_dir, RECORDS)
+    known = records.get(uri) or {}
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    known_root = bundle.cached(cache, known["sha256"]) if known.get("sha256") else None
+    if known_root is not None and known.get("etag"):
+        kwargs["IfNoneMatch"] = known["etag"]
+    try:
+        resp = call(_get, f"s3 GetObject {uri}", s3=client("s3"), **kwargs)
+    except SourceUnreachable as exc:
+        held = bundle.cached(cache, expected) if expected else None
+        if held is None:
+            raise
+        return held, {"sha256": expected, "offline_reason": str(exc)}
+    if resp is None:  # 304: the object is the copy we verified before
+        if expected and expected != known["sha256"]:
+            raise TrueupError(f"{uri}: sha256 mismatch: the release pointer says {expected}, "
+                              f"but the object is unchanged since it was verified as "
+                              f"{known['sha256']}; refusing to run it (was the pointer "
+                              "tampered with, or the object overwritten?)")
+        return known_root, {"sha256": known["sha256"], "etag": known["etag"]}  # type: ignore
+    expected = expected or str(resp.get("Metadata", {}).get("sha256", "")).lower() or None
+    if not expected:
+        resp["Body"].close()
+        raise TrueupError(f"{uri} carries no sha256 (object metadata 'sha256', or "
+                          f"{uri}#sha256=<digest>) and trueup never runs an unverified "
+                          "bundle; publish it with trueup publish")
+    root = _fetch_verified(uri, resp, expected, state_dir)
+    etag = str(resp.get("ETag", ""))
+    records[uri] = {"etag": etag, "sha256": expected}
+    state.save(state_dir, RECORDS, records)
+    return root, {"sha256": expected, "etag": etag}
+
+
+def _fetch_verified(uri: str, resp: Any, expected: str, state_dir: str) -> Path:
+    """Stream the body to a private temporary file, then verify and extract it."""
+    from botocore.exceptions import BotoCoreError
+
+    fd, tmp = tempfile.mkstemp(prefix="bundle-", suffix=".tar.gz",
+                               dir=state.downloads_dir(state_dir))
+    try:
+        size = 0
+        with os.fdopen(fd, "wb") as out:
+            try:
+                for chunk in resp["Body"].iter_chunks(1024 * 1024):
+                    size += len(chunk)
+                    if size > MAX_DOWNLOAD:
+                        raise TrueupError(f"{uri} is larger than {MAX_DOWNLOAD} bytes; refused")
+                    out.write(chunk)
+            except (BotoCoreError, OSError) as exc:
+                raise SourceUnreachable(f"s3 GetObject {uri}: download failed: {exc}") from None
+        try:
+            return bundle.extract_verified(Path(tmp), expected, state.bundles_dir(state_dir))
+        except bundle.BundleError as exc:
+            raise TrueupError(f"{uri}: {exc}") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+class S3Source(Source, scheme="s3"):
+    """``s3://bucket/key.tar.gz`` on its own: the bundle's run list files and attributes."""
+
+    def fetch(self) -> Fetched:
+        root, info = download(self.url, None, self.ctx.state_dir)
+        fetched = Fetched(root=str(root), origin={"source": self.url, "uri": self.url,
+                                                  "sha256": info["sha256"]})
+        if info.get("offline_reason"):  # pragma: no cover - needs an expected digest
+            fetched.offline, fetched.offline_reason = True, info["offline_reason"]
+        return fetched

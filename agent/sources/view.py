@@ -1,0 +1,86 @@
+"""A fetched bundle as the session loads it: the folder, plus run lists, attributes and
+recipes that came from Parameter Store beside it.
+
+Precedence (highest first): Parameter Store run list for the role and event, for the
+event, for the role, for the environment; then the bundle's own ``runlist.<event>`` /
+``runlist`` files. Parameter Store attributes override the bundle's ``attributes.yml``
+(node files and ``-a`` still override both).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any
+
+from agent import attributes as attrs
+from agent.errors import TrueupError
+from agent.loader import Bundle, Recipe, parse_recipe
+from agent.sources import Fetched
+
+
+class SourcedBundle(Bundle):
+    """A :class:`Bundle` whose extras come from its source; ``fetched`` says where from."""
+
+    def __init__(self, fetched: Fetched, state_dir: str) -> None:
+        from agent.secrets import SecretStore
+
+        self.fetched = fetched
+        self.recipes_dir = _materialize(fetched.recipes, state_dir) if fetched.recipes else ""
+        root = fetched.root or self.recipes_dir
+        if not root:
+            raise TrueupError(f"{fetched.origin.get('source')}: no bundle pointer and no "
+                              "recipes: publish one with trueup publish")
+        super().__init__(root)
+        both = sorted(set(fetched.recipes) & set(super().names())) if fetched.root else []
+        if both:
+            name = both[0]
+            raise TrueupError(f"recipe {name!r} is both in the bundle and in Parameter Store "
+                              f"({fetched.recipes[name][1]}): keep one of them")
+        self.secrets = SecretStore(fetched.secrets,
+                                   offline=fetched.offline_reason if fetched.offline else "")
+
+    def names(self) -> list[str]:
+        return sorted(set(super().names()) | set(self.fetched.recipes))
+
+    def recipe(self, name: str, wanted_by: str | None = None,
+               line: int | None = None) -> Recipe:
+        stored = self.fetched.recipes.get(name)
+        if stored is None or name in self._recipes or not self.recipes_dir:
+            return super().recipe(name, wanted_by, line)
+        folder = os.path.join(self.recipes_dir, name)
+        file = os.path.join(folder, "recipe.yml")
+        try:
+            recipe = parse_recipe(name, folder, file)
+        except TrueupError as exc:
+            raise TrueupError(exc.message, stored[1], exc.line, exc.column) from None
+        recipe.file = stored[1]
+        self._recipes[name] = recipe
+        return recipe
+
+    def runlist(self, event: str | None = None) -> tuple[list[str], str] | None:
+        found = self.fetched.runlists.get(event or "")
+        return found if found is not None else super().runlist(event)
+
+    def attributes(self) -> tuple[dict[str, Any], str] | None:
+        own = super().attributes()
+        if not self.fetched.attributes:
+            return own
+        merged = attrs.merge_all([own[0] if own else {}, self.fetched.attributes])
+        return merged, self.fetched.attributes_origin
+
+
+def _materialize(recipes: dict[str, tuple[str, str]], state_dir: str) -> str:
+    """Write Parameter Store recipes as ``<name>/recipe.yml`` in a content-addressed folder."""
+    digest = hashlib.sha256(json.dumps(recipes, sort_keys=True).encode()).hexdigest()
+    folder = os.path.join(state_dir, "sources", "recipes", digest)
+    if os.path.isdir(folder):
+        return folder
+    tmp = f"{folder}.tmp-{os.getpid()}"
+    for name, (text, _) in recipes.items():
+        os.makedirs(os.path.join(tmp, name), mode=0o700, exist_ok=True)
+        with open(os.path.join(tmp, name, "recipe.yml"), "w", encoding="utf-8") as fh:
+            fh.write(text)
+    os.replace(tmp, folder)
+    return folder
