@@ -147,16 +147,21 @@ def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: R
     if not isinstance(raw_name, str) or not raw_name.strip():
         raise TrueupError(f"{kind} needs a name: '- {kind}: <name>'", file, line)
     spec: dict[str, Any] = {}
+    boot = getattr(renderer, "boot", None)  # agent.boot.BootReads: secrets and EC2 facts
+    mark = boot.mark() if boot is not None else None
     try:
         name = renderer.string(raw_name)
         for key, value in item.items():
             if key == kind:
                 continue
+            fld = cls.FIELDS.get(key) or COMMON_FIELDS[key]
             try:
-                rendered = renderer.value(value)
+                if isinstance(value, str) and (list in fld.types or dict in fld.types):
+                    rendered = renderer.native(value)  # "{{ attributes.pkgs }}" → the list
+                else:
+                    rendered = renderer.value(value)
             except RenderError as exc:
                 raise TrueupError(str(exc), file, item.lines[key]) from None
-            fld = cls.FIELDS.get(key) or COMMON_FIELDS[key]
             if rendered is None:
                 continue
             try:
@@ -177,6 +182,8 @@ def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: R
     try:
         res.validate()
         res.prepare()
+        if boot is not None:
+            boot.settle(res, mark)
     except RenderError as exc:
         raise TrueupError(str(exc), getattr(exc, "file", None) or file,
                           exc.line if getattr(exc, "file", None) else line) from None

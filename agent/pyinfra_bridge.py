@@ -31,7 +31,7 @@ class FactHost:
         self.data: dict[str, Any] = {}
 
     def get_fact(self, cls: type, *args: Any, **kwargs: Any) -> Any:
-        key = (cls, args, tuple(sorted(kwargs.items())))
+        key = (cls, repr(args), repr(sorted(kwargs.items())))
         if key not in self.cache:
             self.cache[key] = self._read(cls, args, kwargs)
         return self.cache[key]

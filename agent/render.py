@@ -68,6 +68,28 @@ class Renderer:
         except Exception as exc:
             raise RenderError(f"{_message(exc)} in {text!r}") from None
 
+    def native(self, text: str) -> Any:
+        """The value of a string that is one ``{{ expression }}``, not its text.
+
+        ``names: "{{ attributes.base.packages }}"`` gives the list itself.
+        """
+        inner = text.strip()
+        if not (inner.startswith("{{") and inner.endswith("}}")) or inner.count("{{") != 1:
+            return self.string(text)
+        expr = inner[2:-2].strip()
+        if _SIMPLE.fullmatch(inner):
+            return _resolve(self.context, expr)
+        try:
+            compiled = self.env().compile_expression(expr, undefined_to_none=False)
+            value = compiled(self.context)
+            if isinstance(value, self._env.undefined):
+                value._fail_with_undefined_error()
+            return value
+        except RenderError:
+            raise
+        except Exception as exc:
+            raise RenderError(f"{_message(exc)} in {text!r}") from None
+
     # --- template files ------------------------------------------------------------
 
     def file(self, path: str, variables: Mapping[str, Any] | None = None) -> str:
@@ -147,6 +169,13 @@ class _Placeholders:
 
 
 def _lookup(ctx: Mapping[str, Any], dotted: str) -> str:
+    obj = _resolve(ctx, dotted)
+    if isinstance(obj, str):
+        return obj
+    return "None" if obj is None else str(obj)
+
+
+def _resolve(ctx: Mapping[str, Any], dotted: str) -> Any:
     parts = dotted.split(".")
     try:
         obj = ctx[parts[0]]
@@ -165,11 +194,7 @@ def _lookup(ctx: Mapping[str, Any], dotted: str) -> str:
                 pass
         where = ".".join(parts[:i])
         raise RenderError(f"'{where}' has no attribute '{part}' in '{{{{ {dotted} }}}}'")
-    if isinstance(obj, str):
-        return obj
-    if obj is None:
-        return "None"
-    return str(obj)
+    return obj
 
 
 def _message(exc: BaseException) -> str:

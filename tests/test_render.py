@@ -55,3 +55,13 @@ def test_undefined_in_template_file_names_the_line(tmp_path):
     with pytest.raises(RenderError) as info:
         Renderer(ATTRS, None).file(str(path))
     assert info.value.line == 3
+
+
+def test_one_expression_gives_the_value_itself():
+    r = Renderer({"pkgs": ["a", "b"], "web": {"port": 80}}, None)
+    assert r.native("{{ attributes.pkgs }}") == ["a", "b"]
+    assert r.native("{{ attributes.pkgs + ['c'] }}") == ["a", "b", "c"]
+    assert r.native("{{ attributes.web }}") == {"port": 80}
+    assert r.native("x {{ attributes.web.port }}") == "x 80"
+    with pytest.raises(RenderError, match="nope"):
+        r.native("{{ attributes.nope }}")
