@@ -16,7 +16,7 @@ set -euo pipefail
 
 CACHE=${TRUEUP_TESTHOST_CACHE:-/var/cache/trueup-testhosts}
 MAX_AGE_DAYS=${TRUEUP_TESTHOST_MAX_AGE_DAYS:-14}
-APT_LOCK=(-o DPkg::Lock::Timeout=900)
+APT_OPTS=(-o DPkg::Lock::Timeout=900 -o Acquire::Retries=3)
 
 # --- image recipe: everything here goes into the cache key -------------------------------
 RECIPE_VERSION=1
@@ -29,6 +29,13 @@ PACKAGES=(
     iproute2 procps
     openssh-server
     ca-certificates
+)
+MMDEBSTRAP_OPTS=(
+    --variant=apt --mode=root --format=directory
+    '--aptopt=Acquire::Retries "3"'
+    # Keep the apt lists so tests can `apt-get install` straight away (an `apt-get update`
+    # in a test then only refreshes them).
+    --skip=cleanup/apt/lists
 )
 HOST_TOOLS=(mmdebstrap systemd-container zstd util-linux iproute2)
 
@@ -52,9 +59,6 @@ customize_image() {
     mkdir -p "$root/etc/systemd/journald.conf.d"
     printf '[Journal]\nStorage=volatile\nRuntimeMaxUse=32M\n' \
         >"$root/etc/systemd/journald.conf.d/testhost.conf"
-    # Keep dpkg from spending time on docs and man pages.
-    printf 'path-exclude=/usr/share/doc/*\npath-include=/usr/share/doc/*/copyright\npath-exclude=/usr/share/man/*\npath-exclude=/usr/share/locale/*\npath-include=/usr/share/locale/locale.alias\n' \
-        >"$root/etc/dpkg/dpkg.cfg.d/01-testhost-nodoc"
 }
 # -----------------------------------------------------------------------------------------
 
@@ -62,6 +66,7 @@ recipe_key() {
     {
         echo "v=$RECIPE_VERSION suite=$SUITE mirror=$MIRROR security=$SECURITY_MIRROR"
         printf '%s\n' "${PACKAGES[@]}" | sort
+        printf '%s\n' "${MMDEBSTRAP_OPTS[@]}"
         declare -f customize_image
     } | sha256sum | cut -c1-16
 }
@@ -73,6 +78,18 @@ TARBALL="$CACHE/images/$SUITE-$KEY.tar.zst"
 STAMP="$IMAGE_DIR/READY"
 
 log() { printf '[testhosts-setup] %s\n' "$*" >&2; }
+
+# Move a finished image into place. An old one is moved aside before it is deleted, so a
+# host still running on it (as its overlay's lower layer) is not disturbed by a half-
+# deleted tree.
+replace_image_dir() {
+    local new=$1 old="$CACHE/images/.old-$KEY-$$"
+    if [[ -e "$IMAGE_DIR" ]]; then
+        mv "$IMAGE_DIR" "$old"
+    fi
+    mv "$new" "$IMAGE_DIR"
+    rm -rf "$old"
+}
 
 image_fresh() {
     [[ -f "$STAMP" && -x "$ROOTFS/lib/systemd/systemd" ]] || return 1
@@ -115,8 +132,8 @@ done
 if ((${#missing[@]})); then
     log "missing tools: ${missing[*]}; installing ${HOST_TOOLS[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get "${APT_LOCK[@]}" -q update
-    apt-get "${APT_LOCK[@]}" -q install -y --no-install-recommends "${HOST_TOOLS[@]}"
+    apt-get "${APT_OPTS[@]}" -q update
+    apt-get "${APT_OPTS[@]}" -q install -y --no-install-recommends "${HOST_TOOLS[@]}"
     log "host tools installed ($((SECONDS - t0)) s)"
 else
     log "host tools present: mmdebstrap $(dpkg-query -W -f='${Version}' mmdebstrap)," \
@@ -136,12 +153,14 @@ if ((FORCE == 0)) && image_fresh; then
 elif ((FORCE == 0)) && [[ -f "$TARBALL" ]] && [[ -z $(find "$TARBALL" -mtime "+$MAX_AGE_DAYS" -print) ]]; then
     t1=$SECONDS
     tmp="$CACHE/images/.restore-$KEY-$$"
-    rm -rf "$tmp" "$IMAGE_DIR"
+    rm -rf "$tmp"
     mkdir -p "$tmp/rootfs"
+    trap 'rm -rf "$tmp"' EXIT
     tar -C "$tmp/rootfs" --numeric-owner -I 'zstd -T0' -xpf "$TARBALL"
     date -u -r "$TARBALL" +%FT%TZ >"$tmp/READY"
     touch -r "$TARBALL" "$tmp/READY"
-    mv "$tmp" "$IMAGE_DIR"
+    replace_image_dir "$tmp"
+    trap - EXIT
     log "image restored from $TARBALL in $((SECONDS - t1)) s: $ROOTFS"
 else
     t1=$SECONDS
@@ -158,20 +177,25 @@ else
         echo 'customize_image "$1"'
     } >"$tmp/customize.sh"
     chmod +x "$tmp/customize.sh"
-    # The apt lists are kept (--skip=cleanup/apt/lists) so tests can `apt-get install`
-    # straight away; an `apt-get update` in a test then only refreshes them.
-    mmdebstrap --variant=apt --mode=root --format=directory \
-        --include="$include" \
-        --skip=cleanup/apt/lists \
-        --customize-hook="$tmp/customize.sh" \
-        "$SUITE" "$tmp/rootfs" "$MIRROR" "deb $SECURITY_MIRROR $SUITE-security main" \
-        "deb $MIRROR $SUITE-updates main"
+    # One retry: a flaky mirror should not fail a CI run.
+    for attempt in 1 2; do
+        rm -rf "$tmp/rootfs"
+        if mmdebstrap "${MMDEBSTRAP_OPTS[@]}" --include="$include" \
+            --customize-hook="$tmp/customize.sh" \
+            "$SUITE" "$tmp/rootfs" "$MIRROR" "deb $SECURITY_MIRROR $SUITE-security main" \
+            "deb $MIRROR $SUITE-updates main"; then
+            break
+        elif ((attempt == 2)); then
+            echo "testhosts-setup: mmdebstrap failed twice" >&2
+            exit 1
+        fi
+        log "mmdebstrap failed (attempt $attempt); retrying"
+    done
     log "mmdebstrap done in $((SECONDS - t1)) s; writing $TARBALL"
     tar -C "$tmp/rootfs" --numeric-owner -I 'zstd -T0 -3' -cpf "$TARBALL.tmp" .
     mv "$TARBALL.tmp" "$TARBALL"
     date -u +%FT%TZ >"$tmp/READY"
-    rm -rf "$IMAGE_DIR"
-    mv "$tmp" "$IMAGE_DIR"
+    replace_image_dir "$tmp"
     trap - EXIT
     log "image built in $((SECONDS - t1)) s: $ROOTFS ($(du -sh "$ROOTFS" | cut -f1)," \
         "tar.zst $(du -h "$TARBALL" | cut -f1))"
@@ -183,7 +207,8 @@ mapfile -t old < <(cd "$CACHE/images" && ls -1dt "$SUITE"-*/ 2>/dev/null \
     | sed 's#/$##' | grep -vx "$SUITE-$KEY" | tail -n +3)
 for name in "${old[@]}"; do
     log "removing old image $name"
-    rm -rf "${CACHE:?}/images/$name" "${CACHE:?}/images/$name.tar.zst"
+    rm -rf "${CACHE:?}/images/$name" "${CACHE:?}/images/$name.tar.zst" \
+        "${CACHE:?}/venvs/$name"-*
 done
 
 echo "$ROOTFS"

@@ -307,6 +307,39 @@ def _preexec(cgroups: Sequence[Path], pdeathsig: int | None):
     return setup
 
 
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], _children(pid)
+    while todo:
+        kid = todo.pop()
+        found.append(kid)
+        todo += _children(kid)
+    return found
+
+
+def _communicate(
+    proc: subprocess.Popen[bytes], input: bytes | None, timeout: float
+) -> tuple[bytes, bytes]:
+    """``proc.communicate`` for an nsenter process; on timeout kill what runs inside.
+
+    The command is nsenter's child, inside the host's PID namespace. It is killed first so
+    that nsenter reaps it and exits on its own (an orphaned zombie would be reaped only by
+    the machine's init, and would hold the host's PID namespace open until then); then the
+    whole process group. Raises ``TimeoutExpired`` with the output gathered so far.
+    """
+    try:
+        return proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        for pid in reversed(_descendants(proc.pid)):
+            _kill(pid, signal.SIGKILL)
+        try:
+            out, err = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+        raise subprocess.TimeoutExpired(proc.args, timeout, out, err) from None
+
+
 def _check_argv(argv: Sequence[str]) -> list[str]:
     if isinstance(argv, (str, bytes)) or not all(isinstance(a, str) for a in argv):
         raise TypeError("argv must be a list of str (no shell strings)")
@@ -618,13 +651,9 @@ class _Host:
             stderr=subprocess.PIPE,
         )
         try:
-            out, err = proc.communicate(input, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            # nsenter's child (the command, inside the host's PID namespace) shares its
-            # process group: kill the group, not just nsenter.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            out, err = proc.communicate()
+            out, err = _communicate(proc, input, timeout)
+        except subprocess.TimeoutExpired as exc:
+            out, err = exc.output or b"", exc.stderr or b""
             raise HostCommandTimeout(
                 f"{argv!r} on {self.name} timed out after {timeout} s\n"
                 f"--- stdout ---\n{out.decode('utf-8', 'replace')[-2000:]}\n"
@@ -1198,15 +1227,16 @@ if _ti_base is not None:
             cmd = self.get_command(command, *args)
             leader = _resolve_leader(self.hostname)
             argv = ["nsenter", "-t", str(leader), "-a", "-r", "-w", "--", "/bin/sh", "-c", cmd]
-            proc = subprocess.run(
+            proc = subprocess.Popen(
                 argv,
                 env=INNER_ENV,
                 stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=self.timeout,
-                check=False,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
             )
-            return self.result(proc.returncode, self.encode(cmd), proc.stdout, proc.stderr)
+            out, err = _communicate(proc, None, self.timeout)
+            return self.result(proc.returncode, self.encode(cmd), out, err)
 
 
 def register_testinfra_backend() -> None:
