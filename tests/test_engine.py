@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import grp
 import json
 import os
+import pwd
 from pathlib import Path
+
+import pytest
 
 from agent.lock import RunLock
 from tests.helpers import write_bundle
@@ -307,3 +311,37 @@ def test_verify_refuses_bad_content_and_skips_the_notified_service(tmp_path, tru
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     assert trueup("run", str(bundle), "-a", "body=good = 2").returncode == 0
     assert conf.read_text() == "good = 2\n" and log.read_text() == "restart\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
+def test_owner_and_group_drift_is_reported_and_repaired(tmp_path, trueup):
+    target = tmp_path / "owned"
+    bundle = make(tmp_path, f"""
+  - file: {target}
+    content: "x\\n"
+    owner: nobody
+    group: nogroup
+    mode: "0640"
+""")
+    assert trueup("run", str(bundle)).returncode == 0
+    st = target.stat()
+    assert (st.st_uid, st.st_gid) == (pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid)
+    os.chown(target, 0, 0)
+    target.chmod(0o644)
+    plan = trueup("plan", str(bundle))
+    assert "mode 0644 -> 0640" in plan.stdout and "owner 0 -> nobody" in plan.stdout
+    assert "group 0 -> nogroup" in plan.stdout and "content" not in plan.stdout
+    inode = target.stat().st_ino
+    assert trueup("run", str(bundle), "--detailed-exitcodes").returncode == 2
+    st = target.stat()
+    assert st.st_uid == pwd.getpwnam("nobody").pw_uid and st.st_mode & 0o777 == 0o640
+    assert st.st_ino == inode  # fixed in place, not rewritten
+
+
+def test_bad_config_file_is_refused(tmp_path, trueup, env):
+    Path(env["TRUEUP_CONFIG"]).write_text("lock_timeout = [\n")
+    out = trueup("run", str(tmp_path))
+    assert out.returncode == 1 and "invalid TOML" in out.stderr
+    Path(env["TRUEUP_CONFIG"]).write_text("sauce = 'x'\n")
+    out = trueup("run", str(tmp_path))
+    assert out.returncode == 1 and "unknown setting 'sauce'" in out.stderr
