@@ -31,30 +31,25 @@ class Completed:
 
 def lookup_uid(owner: str | int | None) -> int:
     """A user name or number → uid; -1 (leave alone) for None."""
-    if owner is None:
-        return -1
-    if isinstance(owner, int) or owner.isdigit():
-        return int(owner)
-    import pwd
-
-    try:
-        return pwd.getpwnam(owner).pw_uid
-    except KeyError:
-        raise ResourceError(f"no such user {owner!r}") from None
+    return _lookup_id(owner, "pwd", "getpwnam", "pw_uid", "user")
 
 
 def lookup_gid(group: str | int | None) -> int:
     """A group name or number → gid; -1 (leave alone) for None."""
-    if group is None:
+    return _lookup_id(group, "grp", "getgrnam", "gr_gid", "group")
+
+
+def _lookup_id(value: str | int | None, module: str, getter: str, field: str, what: str) -> int:
+    if value is None:
         return -1
-    if isinstance(group, int) or group.isdigit():
-        return int(group)
-    import grp
+    if isinstance(value, int) or value.isdigit():
+        return int(value)
+    import importlib
 
     try:
-        return grp.getgrnam(group).gr_gid
+        return getattr(getattr(importlib.import_module(module), getter)(value), field)
     except KeyError:
-        raise ResourceError(f"no such group {group!r}") from None
+        raise ResourceError(f"no such {what} {value!r}") from None
 
 
 class System:

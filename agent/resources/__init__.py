@@ -148,6 +148,19 @@ class Resource:
         return self.IDEMPOTENT
 
 
+def owner_changes(spec: dict[str, Any], st: Any) -> list[Change]:
+    """Changes for the ``owner``/``group`` of ``spec`` against a stat result (None: absent)."""
+    from agent.system import lookup_gid, lookup_uid
+
+    changes = []
+    for key, lookup, current in (("owner", lookup_uid, st.st_uid if st else None),
+                                 ("group", lookup_gid, st.st_gid if st else None)):
+        want = spec.get(key)
+        if want is not None and (current is None or lookup(want) != current):
+            changes.append(Change(key, current, want))
+    return changes
+
+
 def kind_class(kind: str) -> type[Resource] | None:
     """The class of ``kind``, importing its module on first use; None if there is none."""
     cls = REGISTRY.get(kind)

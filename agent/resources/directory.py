@@ -7,7 +7,7 @@ import stat
 
 from agent.errors import ResourceError
 from agent.model import Change
-from agent.resources import Resource, f, parse_mode
+from agent.resources import Resource, f, owner_changes, parse_mode
 from agent.system import lookup_gid, lookup_uid
 
 
@@ -68,20 +68,11 @@ class Directory(Resource, kind="directory"):
             changes = [Change("state", "absent", "present")]
             if self.mode is not None:
                 changes.append(Change("mode", None, f"{self.mode:04o}"))
-            return changes + self._owner_changes(None)
+            return changes + owner_changes(self.spec, None)
         changes = []
         if self.mode is not None and stat.S_IMODE(st.st_mode) != self.mode:
             changes.append(Change("mode", f"{stat.S_IMODE(st.st_mode):04o}", f"{self.mode:04o}"))
-        return changes + self._owner_changes(st)
-
-    def _owner_changes(self, st: os.stat_result | None) -> list[Change]:
-        changes = []
-        for key, lookup, current in (("owner", lookup_uid, st.st_uid if st else None),
-                                     ("group", lookup_gid, st.st_gid if st else None)):
-            want = self.spec.get(key)
-            if want is not None and (current is None or lookup(want) != current):
-                changes.append(Change(key, current, want))
-        return changes
+        return changes + owner_changes(self.spec, st)
 
     def apply(self, changes: list[Change]) -> None:
         sys = self.ctx.system

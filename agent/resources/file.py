@@ -8,7 +8,7 @@ import stat
 from agent.errors import ResourceError
 from agent.model import Change
 from agent.redact import HIDDEN
-from agent.resources import Resource, SpecError, f, parse_mode
+from agent.resources import Resource, SpecError, f, owner_changes, parse_mode
 from agent.system import lookup_gid, lookup_uid, temp_name
 
 MAX_DIFF = 256 * 1024
@@ -114,7 +114,7 @@ class File(Resource, kind="file"):
                                   self._diff(b"", self.desired or b"")))
             if self.mode is not None:
                 changes.append(Change("mode", None, f"{self.mode:04o}"))
-            changes += self._owner_changes(None)
+            changes += owner_changes(self.spec, None)
             return changes
         if self.desired is not None and not self._same_content(st):
             current = self._read_current()
@@ -123,7 +123,7 @@ class File(Resource, kind="file"):
                                   self._diff(current, self.desired)))
         if self.mode is not None and stat.S_IMODE(st.st_mode) != self.mode:
             changes.append(Change("mode", f"{stat.S_IMODE(st.st_mode):04o}", f"{self.mode:04o}"))
-        changes += self._owner_changes(st)
+        changes += owner_changes(self.spec, st)
         return changes
 
     def _same_content(self, st: os.stat_result) -> bool:
@@ -137,17 +137,6 @@ class File(Resource, kind="file"):
                 return fh.read()
         except OSError as exc:
             raise ResourceError(f"cannot read {self.name}: {exc.strerror}") from None
-
-    def _owner_changes(self, st: os.stat_result | None) -> list[Change]:
-        changes = []
-        for key, lookup, current in (("owner", lookup_uid, st.st_uid if st else None),
-                                     ("group", lookup_gid, st.st_gid if st else None)):
-            want = self.spec.get(key)
-            if want is None:
-                continue
-            if current is None or lookup(want) != current:
-                changes.append(Change(key, current, want))
-        return changes
 
     def _summary(self, data: bytes | None) -> str:
         if data is None:
