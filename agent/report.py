@@ -109,7 +109,7 @@ def store(state_dir: str, report: dict[str, Any], keep: int) -> str:
     folder = os.path.join(state_dir, "reports")
     history = os.path.join(folder, "history")
     os.makedirs(history, mode=0o700, exist_ok=True)
-    data = dumps(report, indent=None)  # compact: the C encoder, fast for big runs.encode() + b"\n"
+    data = dumps(report, indent=None).encode() + b"\n"  # compact: C encoder, fast for big runs
     name = f"{report['run_id']}.json"
     _write(os.path.join(history, name), data)
     _write(os.path.join(folder, "last_run.json"), data)
