@@ -10,8 +10,9 @@ boot-time, whatever its ``phase`` says, and rendering it in a bake stops the run
       source: db.conf.j2
       phase: boot
 
-A resource that rendered a secret becomes ``sensitive`` (no diff, values hidden) and a
-file it writes gets mode 0600 unless the recipe sets ``mode``.
+A resource that rendered a secret becomes ``sensitive`` (no diff, values hidden); a
+file it writes gets mode 0600 unless the recipe sets ``mode``, and its replaced content
+is not kept as a backup unless the recipe sets ``backup``.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class BootReads:
         res.sensitive = True
         if "mode" not in res.spec and getattr(res, "mode", 0) is None:
             res.mode = PRIVATE_MODE
+        res.spec.setdefault("backup", False)  # a backup would be one more copy of the secret
 
 
 def _holds_secret(res: Any) -> bool:
@@ -106,8 +108,7 @@ class Watched(Mapping[str, Any]):
         self._reads = reads
 
     def __getitem__(self, key: str) -> Any:
-        if key in self._inner:
-            self._reads.read(f"facts.ec2.{key}")
+        self._reads.read(f"facts.ec2.{key}")
         return self._inner[key]
 
     def __getattr__(self, key: str) -> Any:

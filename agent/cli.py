@@ -45,6 +45,8 @@ def parser() -> argparse.ArgumentParser:
     _run_args(run)
     run.add_argument("--noop", action="store_true", help="change nothing; show what would change")
     run.add_argument("--diff", action="store_true", help="show unified diffs of content changes")
+    run.add_argument("--splay", type=float, default=None, metavar="SECONDS",
+                     help="sleep a random 0..SECONDS before fetching (spreads a fleet's boot)")
     plan = sub.add_parser("plan", help="what run would change, with diffs (changes nothing)",
                           epilog=EPILOG)
     _run_args(plan)
@@ -57,13 +59,29 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--json", action="store_true")
     sub.add_parser("kinds", help="resource types and their fields")
     sub.add_parser("facts", help="this host's facts as JSON")
+    pub = sub.add_parser("publish", help="validate, pack and upload a bundle; move the pointer")
+    pub.add_argument("path", nargs="?", default="", help="bundle folder")
+    pub.add_argument("--bucket", default="", help="S3 bucket for bundles")
+    pub.add_argument("--prefix", default="", help="key prefix in the bucket")
+    pub.add_argument("--env", required=True, help="environment: writes /trueup/ENV/bundle")
+    pub.add_argument("--rollback", default="", metavar="VERSION|LABEL",
+                     help="point ENV again at an earlier parameter version, label or bundle "
+                     "version")
+    pub.add_argument("--bundle-version", default="", metavar="V",
+                     help="the pointer's version string (default: UTC time)")
+    pub.add_argument("--label", default="", help="also label the new pointer version")
+    pub.add_argument("--kms-key", default="", help="SSE-KMS key (default SSE-S3)")
+    pub.add_argument("--ssm-path", default="", metavar="PATH",
+                     help="parameter path instead of /trueup/ENV")
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from agent import logs
     from agent.config import Config
 
+    logs.setup()
     try:
         cfg = Config.load()
         if getattr(args, "color", None):
@@ -95,7 +113,12 @@ def _options(args: argparse.Namespace, noop: bool) -> object:
 def cmd_run(args: argparse.Namespace, cfg: object) -> int:
     from agent.session import converge
 
-    return converge(_options(args, args.noop), cfg)
+    opts = _options(args, args.noop)
+    splay = cfg.splay if args.splay is None else args.splay  # type: ignore[attr-defined]
+    if splay < 0:
+        raise TrueupError(f"--splay must be 0 or more seconds, not {splay:g}")
+    opts.splay = 0.0 if args.noop else splay  # type: ignore[attr-defined]
+    return converge(opts, cfg)
 
 
 def cmd_plan(args: argparse.Namespace, cfg: object) -> int:
@@ -157,5 +180,22 @@ def cmd_facts(args: argparse.Namespace, cfg: object) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace, cfg: object) -> int:
+    from agent import publish
+
+    if args.rollback:
+        if args.path:
+            raise TrueupError("give a bundle folder or --rollback, not both")
+        result = publish.rollback(args.env, args.rollback, args.label, args.ssm_path)
+    else:
+        if not args.path:
+            raise TrueupError("publish needs a bundle folder: trueup publish PATH --bucket B "
+                              "--env E (or --rollback VERSION)")
+        result = publish.publish(args.path, args.bucket, args.env, args.prefix,
+                                 args.bundle_version, args.kms_key, args.label, args.ssm_path)
+    print(publish.describe(result))
+    return 0
+
+
 COMMANDS = {"run": cmd_run, "plan": cmd_plan, "validate": cmd_validate, "report": cmd_report,
-            "kinds": cmd_kinds, "facts": cmd_facts}
+            "kinds": cmd_kinds, "facts": cmd_facts, "publish": cmd_publish}

@@ -7,6 +7,7 @@ Example ``/etc/trueup/config.toml``::
     lock_timeout = 0        # seconds to wait for another run; then exit 75
     backups = 5             # replaced file versions kept per file
     history = 50            # run reports kept
+    splay = 0               # trueup run sleeps a random 0..splay seconds before fetching
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Config:
     backups: int = 5
     history: int = 50
     color: str = "auto"  # auto, always, never
+    splay: float = 0.0   # seconds; random sleep before a run fetches its source
 
     @classmethod
     def load(cls, path: str | None = None, environ: dict[str, str] | None = None) -> Config:

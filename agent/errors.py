@@ -26,7 +26,10 @@ class TrueupError(Exception):
                 if self.column:
                     where += f":{self.column}"
             where += ": "
-        return where + self.message
+        from agent.redact import REDACTOR
+
+        text = where + self.message
+        return REDACTOR.scrub(text) if REDACTOR else text  # a secret never reaches a message
 
 
 class ResourceError(Exception):

@@ -64,7 +64,14 @@ GATHERERS: dict[str, Callable[[Facts], Any]] = {
     "python": lambda f: platform.python_version(),
     "python_executable": lambda f: sys.executable,
     "env": lambda f: dict(os.environ),
+    "ec2": lambda f: _ec2(),
 }
+
+
+def _ec2() -> Any:
+    from agent.ec2facts import Ec2Facts
+
+    return Ec2Facts()  # lazy: IMDS is asked only when a key is read
 
 
 class Facts(Mapping[str, Any]):
@@ -81,6 +88,10 @@ class Facts(Mapping[str, Any]):
 
     def provide(self, name: str, gather: Callable[[Facts], Any]) -> None:
         self._gatherers[name] = gather
+
+    def gatherer(self, name: str) -> Callable[[Facts], Any] | None:
+        """The gatherer of ``name`` (to wrap it), without gathering anything."""
+        return self._gatherers.get(name)
 
     def __getitem__(self, name: str) -> Any:
         if name not in self._values:
@@ -107,4 +118,9 @@ class Facts(Mapping[str, Any]):
 
     def gather_all(self, skip: tuple[str, ...] = ("env",)) -> dict[str, Any]:
         """Every fact (except ``skip``), for ``trueup facts``."""
-        return {name: self[name] for name in self if name not in skip}
+        out = {}
+        for name in self:
+            if name not in skip:
+                value = self[name]
+                out[name] = value.as_dict() if hasattr(value, "as_dict") else value
+        return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 MASK = "********"
 HIDDEN = "(sensitive)"  # stands for a value of a sensitive resource
@@ -27,6 +28,10 @@ class Redactor:
     def __bool__(self) -> bool:
         return bool(self._values)
 
+    def found_in(self, text: str) -> bool:
+        """Whether ``text`` holds any secret value."""
+        return any(value in text for value in self._values)
+
     def scrub(self, text: str) -> str:
         for value in sorted(self._values, key=len, reverse=True):
             if value in text:
@@ -35,3 +40,27 @@ class Redactor:
 
 
 REDACTOR = Redactor()
+
+
+class LogFilter(logging.Filter):
+    """Scrubs secret values from every log record that passes the handler it is attached to.
+
+    botocore logs a response body before the caller has it, so a decrypted SecureString
+    would be logged before it is known as a secret: response bodies are never logged.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "botocore.parsers" and str(record.msg).startswith("Response body"):
+            # logged before trueup has seen (and registered) the secrets it may hold
+            record.msg, record.args = "Response body: (not logged: may hold secrets)", None
+            return True
+        if REDACTOR:
+            text = record.getMessage()
+            scrubbed = REDACTOR.scrub(text)
+            if scrubbed != text:
+                record.msg, record.args = scrubbed, None
+            if record.exc_info and record.exc_info[1] is not None:
+                record.exc_text = REDACTOR.scrub(logging.Formatter().formatException(
+                    record.exc_info))
+                record.exc_info = None
+        return True

@@ -40,6 +40,7 @@ class Options:
     assignments: list[str] = field(default_factory=list)
     attributes_file: str = ""
     lock_timeout: float | None = None
+    splay: float = 0.0
 
 
 @dataclass
@@ -54,12 +55,30 @@ class Prepared:
 
 
 def resolve_source(opts: Options, cfg: Config) -> Bundle:
-    """The bundle named by --source/SRC, or by the configuration."""
+    """The bundle named by --source/SRC, the configuration, or the trueup:env tag.
+
+    A folder, a .tar.gz, ``s3://bucket/key.tar.gz`` or ``ssm:/trueup/<env>`` (see
+    agent.sources); remote ones are verified, and fall back to the last verified
+    bundle when AWS cannot be reached.
+    """
+    from agent import sources
+
     src = opts.source or cfg.source
+    if not src:
+        env = cfg.env or _instance_env()
+        src = f"ssm:/trueup/{env}" if env else ""
     if not src:
         raise TrueupError("no source: give a bundle folder (trueup run ./recipes) or set "
                           "source in /etc/trueup/config.toml or TRUEUP_SOURCE")
-    return Bundle(src, os.path.join(cfg.state_dir, "cache", "parsed"))
+    ctx = sources.FetchContext(cfg.state_dir, role=cfg.role, event=opts.event)
+    return sources.open_bundle(src, ctx, os.path.join(cfg.state_dir, "cache", "parsed"))
+
+
+def _instance_env() -> str:
+    """The trueup:env tag of this EC2 instance, or "" elsewhere."""
+    from agent.ec2facts import tag
+
+    return tag("trueup:env") or ""
 
 
 def load_node_file(path: str) -> tuple[dict[str, Any], list[str] | None]:
@@ -116,7 +135,14 @@ def prepare(opts: Options, cfg: Config, bundle: Bundle, system: System,
     merged = attrs.merge_all(layers)
 
     facts = facts or Facts()
-    renderer = Renderer(merged, facts)
+    from agent.boot import BootReads
+    from agent.secrets import SecretStore
+
+    boot = BootReads(opts.phase)  # secrets and EC2 facts: counted, never baked
+    boot.watch_facts(facts)
+    secrets = getattr(bundle, "secrets", None) or SecretStore()
+    renderer = Renderer(merged, facts, {"secret": boot.secret_function(secrets)})
+    renderer.boot = boot  # type: ignore[attr-defined]
 
     def context(recipe: Recipe) -> Context:
         return Context(recipe.dir, recipe.name, renderer.file, backups, system)
@@ -127,32 +153,45 @@ def prepare(opts: Options, cfg: Config, bundle: Bundle, system: System,
 
 def converge(opts: Options, cfg: Config, out: Any = None) -> int:
     """trueup run / plan: the whole job. Returns the exit code."""
+    from agent import sources
     from agent.runner import Runner
 
     out = out or sys.stdout
+    slept = _splay(opts.splay)
     started = time.time()
     run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime(started)) + "-" + os.urandom(4).hex()
     meta: dict[str, Any] = {"run_id": run_id, "mode": "noop" if opts.noop else "run",
                             "source": opts.source or cfg.source, "event": opts.event or None,
                             "phase": opts.phase, "runlist": None}
+    if slept:
+        meta["splay_s"] = slept
     console = reports.Console(out, cfg.color, show_diff=opts.diff or opts.noop, noop=opts.noop)
     os.makedirs(cfg.state_dir, mode=0o700, exist_ok=True)
     timeout = cfg.lock_timeout if opts.lock_timeout is None else opts.lock_timeout
     system = System()
     with RunLock(os.path.join(cfg.state_dir, "run.lock"), timeout):
+        bundle = None
         try:
             bundle = resolve_source(opts, cfg)
+            notice = sources.offline_notice(bundle)
+            if notice:
+                print(notice, file=sys.stderr, flush=True)
             prepared = prepare(opts, cfg, bundle, system,
                                Backups(os.path.join(cfg.state_dir, "backup"), cfg.backups))
         except TrueupError as exc:
+            meta.update(sources.report_fields(bundle))
             report = reports.build({**meta, "error": str(exc), "exit_code": 1}, [], started)
             reports.store(cfg.state_dir, report, cfg.history)
             raise
         meta["runlist"] = prepared.runlist
         meta["bundle"] = bundle.root
+        meta.update(sources.report_fields(bundle))
         runner = Runner(prepared.catalog, system, noop=opts.noop,
                         on_result=None if opts.json else console.result)
         results = runner.run()
+        fact_reads = getattr(getattr(system, "fact_host", None), "reads", None)
+        if fact_reads:  # pyinfra facts read from the host this run (once each, ideally)
+            meta["facts"] = {"reads": dict(fact_reads)}
         report = reports.build(meta, results, started)
         code = exit_code(report["totals"], opts.detailed_exitcodes)
         report["exit_code"] = code
@@ -162,6 +201,17 @@ def converge(opts: Options, cfg: Config, out: Any = None) -> int:
     else:
         console.summary(report)
     return code
+
+
+def _splay(limit: float) -> float:
+    """Sleep a random 0..limit seconds (spreads a fleet's boot-time calls); the time slept."""
+    if limit <= 0:
+        return 0.0
+    import random
+
+    slept = random.uniform(0, limit)  # noqa: S311 - spreading load, not cryptography
+    time.sleep(slept)
+    return round(slept, 3)
 
 
 def exit_code(totals: dict[str, int], detailed: bool) -> int:

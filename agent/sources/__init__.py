@@ -1,4 +1,4 @@
-"""Where a bundle comes from: a folder, a .tar.gz, ``s3://bucket/key.tar.gz`` or ``ssm:/trueup/<env>``.
+"""Where a bundle comes from: a folder, a .tar.gz, s3://bucket/key.tar.gz or ssm:/trueup/<env>.
 
 A source kind lives in ``agent/sources/<scheme>.py`` and registers itself by subclassing
 :class:`Source` with ``scheme="..."`` (the same ``__init_subclass__`` trick as the resource
@@ -13,6 +13,7 @@ functions that talk to AWS, so a run from a local folder stays fast.
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 from collections import Counter
 from dataclasses import dataclass, field
@@ -113,6 +114,8 @@ def source_class(url: str) -> type[Source]:
     scheme = scheme_of(url)
     kinds = load_all()
     cls = kinds.get(scheme)
+    if cls is None and os.path.exists(url):  # a local path that merely holds a colon
+        cls = kinds.get("")
     if cls is None:
         known = ", ".join(f"{s}:" for s in sorted(kinds) if s)
         raise TrueupError(f"unknown source scheme {scheme!r} in {url!r}; give a folder, a "
@@ -120,7 +123,7 @@ def source_class(url: str) -> type[Source]:
     return cls
 
 
-def open_bundle(url: str, ctx: FetchContext) -> SourcedBundle:
+def open_bundle(url: str, ctx: FetchContext, cache_dir: str | None = None) -> SourcedBundle:
     """Fetch ``url`` (or fall back to its last verified bundle) as a loadable bundle."""
     from agent.sources import state
     from agent.sources.view import SourcedBundle
@@ -133,7 +136,7 @@ def open_bundle(url: str, ctx: FetchContext) -> SourcedBundle:
     else:
         if cls.remote:
             state.remember(ctx.state_dir, url, fetched)
-    return SourcedBundle(fetched, ctx.state_dir)
+    return SourcedBundle(fetched, ctx.state_dir, cache_dir)
 
 
 # --------------------------------------------------------------------------- AWS call counts

@@ -1,4 +1,4 @@
-"""ssm:/trueup/<env>: release pointer, run lists, attributes, recipes and secrets from Parameter Store.
+"""ssm:/trueup/<env>: pointer, run lists, attributes, recipes and secrets from Parameter Store.
 
 Layout under the path (``ssm:/trueup/prod`` reads ``/trueup/prod``)::
 
@@ -65,7 +65,7 @@ def client(service: str) -> Any:
         session = boto3.session.Session()
         config = Config(
             retries={"mode": os.environ.get("AWS_RETRY_MODE") or "standard",
-                     "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS")
+                     "total_max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS")
                                          or DEFAULT_MAX_ATTEMPTS)},
             connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
             user_agent_extra="trueup")
@@ -141,16 +141,12 @@ def get_tree(path: str) -> list[dict[str, Any]]:
 
 def get_secret(name: str) -> str:
     """The decrypted value of one parameter (``secret("/path")`` outside the source's tree)."""
-    from botocore.exceptions import ClientError
-
     ssm = client("ssm")
     try:
         got = call(ssm.get_parameter, f"secret {name!r}", Name=name, WithDecryption=True)
     except TrueupError as exc:
         if "ParameterNotFound" in exc.message:
             raise TrueupError(f"secret {name!r}: no such parameter in Parameter Store") from None
-        raise
-    except ClientError:  # pragma: no cover - call() converts every ClientError
         raise
     return str(got["Parameter"]["Value"])
 
@@ -286,6 +282,9 @@ class Tree:
         for name, param in self.by_name.items():
             rest = name[len(prefix):] if name.startswith(prefix) else ""
             if rest and "/" not in rest:
+                if param.get("Type") == "SecureString":
+                    raise TrueupError(f"{name}: a recipe must be a String parameter (it is "
+                                      "stored for offline runs); read secrets with secret()")
                 out[rest] = (str(param["Value"]), name)
         return out
 

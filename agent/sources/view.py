@@ -23,7 +23,7 @@ from agent.sources import Fetched
 class SourcedBundle(Bundle):
     """A :class:`Bundle` whose extras come from its source; ``fetched`` says where from."""
 
-    def __init__(self, fetched: Fetched, state_dir: str) -> None:
+    def __init__(self, fetched: Fetched, state_dir: str, cache_dir: str | None = None) -> None:
         from agent.secrets import SecretStore
 
         self.fetched = fetched
@@ -32,7 +32,7 @@ class SourcedBundle(Bundle):
         if not root:
             raise TrueupError(f"{fetched.origin.get('source')}: no bundle pointer and no "
                               "recipes: publish one with trueup publish")
-        super().__init__(root)
+        super().__init__(root, cache_dir)
         both = sorted(set(fetched.recipes) & set(super().names())) if fetched.root else []
         if both:
             name = both[0]
@@ -52,7 +52,7 @@ class SourcedBundle(Bundle):
         folder = os.path.join(self.recipes_dir, name)
         file = os.path.join(folder, "recipe.yml")
         try:
-            recipe = parse_recipe(name, folder, file)
+            recipe = parse_recipe(name, folder, file, self.cache_dir)
         except TrueupError as exc:
             raise TrueupError(exc.message, stored[1], exc.line, exc.column) from None
         recipe.file = stored[1]
