@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 
-from agent import bundle
 from agent.errors import TrueupError
 from agent.sources import Fetched, Source
 from agent.sources.state import bundles_dir
@@ -30,6 +29,8 @@ class LocalSource(Source, scheme=("", "file")):
             path = path[len("file://"):]
         if not path.endswith(TARBALL_SUFFIXES) or not os.path.isfile(path):
             return Fetched(root=path, origin={"source": self.url})
+        from agent import bundle
+
         expected = fragment.removeprefix("sha256=") if fragment else bundle.sha256_file(path)
         try:
             root = bundle.extract_verified(path, expected, bundles_dir(self.ctx.state_dir))

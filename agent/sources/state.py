@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent import bundle
 from agent.errors import TrueupError
 
 
@@ -106,6 +105,8 @@ def offline(state_dir: str, url: str, reason: str) -> Any:
     root = ""
     sha = origin.get("sha256")
     if sha:
+        from agent import bundle  # tarfile & co.: only when a cache is consulted
+
         cached = bundle.cached(bundles_dir(state_dir), sha)
         if cached is None:
             raise TrueupError(f"cannot reach {url} ({reason}), and the last verified bundle "
