@@ -4,7 +4,9 @@
 #   bash .ci/testhosts-setup.sh               install host tools, build or reuse the image
 #   bash .ci/testhosts-setup.sh --print-path  print the image rootfs path for the current
 #                                             recipe (no apt, no build; exit 1 if not built)
-#   bash .ci/testhosts-setup.sh --rebuild     force a fresh image build
+#   bash .ci/testhosts-setup.sh --print-repo  print the local apt repository's path (exit 1
+#                                             if not built)
+#   bash .ci/testhosts-setup.sh --rebuild     force a fresh image (and repository) build
 #
 # Idempotent, runs as root. The image is a plain directory (used read-only as the lower
 # layer of `systemd-nspawn --volatile=overlay`) plus a tar.zst copy of it, cached under
@@ -12,6 +14,11 @@
 # where <key> hashes the image recipe below (suite, mirror, packages, customize hook), so a
 # changed recipe builds a new image. An image older than TRUEUP_TESTHOST_MAX_AGE_DAYS
 # (default 14) is rebuilt so its apt lists and packages don't drift too far from the mirror.
+#
+# Beside the image it builds a local apt file repository (keyed by the image and the package
+# list below): hosts with their own network namespace (anything that sets net.* sysctls must
+# run in one, or it would change this machine) cannot reach the mirror, so they install from
+# it instead, bound read-only at /srv/repo (BootedHost(apt_repo=...)).
 set -euo pipefail
 
 CACHE=${TRUEUP_TESTHOST_CACHE:-/var/cache/trueup-testhosts}
@@ -37,7 +44,33 @@ MMDEBSTRAP_OPTS=(
     # in a test then only refreshes them).
     --skip=cleanup/apt/lists
 )
-HOST_TOOLS=(mmdebstrap systemd-container zstd util-linux iproute2)
+HOST_TOOLS=(mmdebstrap systemd-container zstd util-linux iproute2 dpkg-dev)
+
+# --- local apt repository: goes into its own cache key (with the image key) ---------------
+# Exactly what the recipes (recipes/base, recipes/web) and the SYSTEM kinds' EXAMPLES install
+# that the image lacks; `apt-get install -d` in a throw-away overlay of the image adds the
+# missing dependencies and recommends, i.e. what a host of this image will ask for.
+REPO_VERSION=1
+REPO_PACKAGES=(sudo curl less tzdata nginx hello jq)
+
+# Runs in a private mount namespace: "$1" image rootfs, "$2" scratch folder, "$3" output
+# folder, then the package names.
+download_repo_debs() {
+    local rootfs=$1 work=$2 out=$3
+    shift 3
+    mkdir -p "$work/upper" "$work/work" "$work/root" "$out/partial"
+    mount -t overlay -o "lowerdir=$rootfs,upperdir=$work/upper,workdir=$work/work" \
+        trueup-repo "$work/root"
+    local r=$work/root
+    mount -t proc proc "$r/proc"
+    mount --bind /dev "$r/dev"
+    mkdir -p "$r/srv/debs"
+    mount --bind "$out" "$r/srv/debs"
+    cp /etc/resolv.conf "$r/etc/resolv.conf"
+    chroot "$r" apt-get -o Acquire::Retries=3 -q update
+    chroot "$r" apt-get -o Acquire::Retries=3 -o Dir::Cache::Archives=/srv/debs/ \
+        -q install -y --download-only "$@"
+}
 
 # Runs as mmdebstrap's customize hook: "$1" is the new root.
 customize_image() {
@@ -77,6 +110,15 @@ ROOTFS="$IMAGE_DIR/rootfs"
 TARBALL="$CACHE/images/$SUITE-$KEY.tar.zst"
 STAMP="$IMAGE_DIR/READY"
 
+repo_key() {
+    {
+        echo "image=$KEY repo=$REPO_VERSION"
+        printf '%s\n' "${REPO_PACKAGES[@]}" | sort
+        declare -f download_repo_debs
+    } | sha256sum | cut -c1-16
+}
+REPO_DIR="$CACHE/repos/$SUITE-$KEY-$(repo_key)"
+
 log() { printf '[testhosts-setup] %s\n' "$*" >&2; }
 
 # Move a finished image into place. An old one is moved aside before it is deleted, so a
@@ -109,6 +151,11 @@ case "${1:-}" in
     echo "$KEY"
     exit 0
     ;;
+--print-repo)
+    echo "$REPO_DIR"
+    [[ -f "$REPO_DIR/READY" && -f "$REPO_DIR/Packages" ]] && image_fresh
+    exit
+    ;;
 --rebuild) FORCE=1 ;;
 "") FORCE=0 ;;
 *)
@@ -126,7 +173,7 @@ t0=$SECONDS
 
 # 1. host tools --------------------------------------------------------------------------
 missing=()
-for tool in mmdebstrap systemd-nspawn zstd nsenter unshare ip; do
+for tool in mmdebstrap systemd-nspawn zstd nsenter unshare ip dpkg-scanpackages; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if ((${#missing[@]})); then
@@ -200,6 +247,43 @@ else
     log "image built in $((SECONDS - t1)) s: $ROOTFS ($(du -sh "$ROOTFS" | cut -f1)," \
         "tar.zst $(du -h "$TARBALL" | cut -f1))"
 fi
+
+# 3. local apt repository ---------------------------------------------------------------
+if ((FORCE == 0)) && [[ -f "$REPO_DIR/READY" && "$REPO_DIR/READY" -nt "$STAMP" ]]; then
+    log "apt repository cached: $REPO_DIR ($(cat "$REPO_DIR/READY"))"
+else
+    t1=$SECONDS
+    tmp="$CACHE/repos/.build-$$"
+    rm -rf "$tmp"
+    mkdir -p "$tmp/debs"
+    trap 'rm -rf "$tmp"' EXIT
+    log "building the local apt repository (${REPO_PACKAGES[*]} and what the image lacks)"
+    unshare --mount --propagation private /bin/bash -c \
+        "set -euo pipefail; $(declare -f download_repo_debs); download_repo_debs \"\$@\"" \
+        sh "$ROOTFS" "$tmp/work" "$tmp/debs" "${REPO_PACKAGES[@]}"
+    rm -rf "$tmp/debs/partial" "$tmp/debs/lock"
+    (cd "$tmp/debs" && dpkg-scanpackages --multiversion . >Packages 2>/dev/null)
+    for pkg in "${REPO_PACKAGES[@]}"; do
+        grep -qx "Package: $pkg" "$tmp/debs/Packages" || {
+            echo "testhosts-setup: $pkg is missing from the repository" >&2
+            exit 1
+        }
+    done
+    echo "$(find "$tmp/debs" -name '*.deb' | wc -l) packages" >"$tmp/debs/READY"
+    rm -rf "$REPO_DIR"
+    mv "$tmp/debs" "$REPO_DIR"
+    rm -rf "$tmp"
+    trap - EXIT
+    log "apt repository built in $((SECONDS - t1)) s: $REPO_DIR ($(cat "$REPO_DIR/READY")," \
+        "$(du -sh "$REPO_DIR" | cut -f1))"
+fi
+# Keep the current repository and the 2 newest others.
+mapfile -t old < <(cd "$CACHE/repos" && ls -1dt "$SUITE"-*/ 2>/dev/null \
+    | sed 's#/$##' | grep -vx "$(basename "$REPO_DIR")" | tail -n +3)
+for name in "${old[@]}"; do
+    log "removing old apt repository $name"
+    rm -rf "${CACHE:?}/repos/$name"
+done
 
 # Drop images of older recipes (keep the 2 newest others, so a concurrent run on an older
 # checkout keeps working).

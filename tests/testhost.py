@@ -62,6 +62,7 @@ CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 WHEELHOUSE_DIR = CACHE_DIR / "wheelhouse"
 INNER_WHEELHOUSE = "/var/cache/trueup-wheelhouse"
 DEFAULT_VENV = "/opt/trueup/venv"
+INNER_REPO = "/srv/repo"
 REQUIRED_TOOLS = ("systemd-nspawn", "nsenter", "unshare", "tar", "zstd")
 
 INNER_ENV: dict[str, str] = {
@@ -161,6 +162,36 @@ def find_image() -> Path:
     if proc.returncode != 0 or not path:
         raise ImageMissing(
             f"test host image {path or '?'} is not built (or too old); "
+            f"run as root: bash {SETUP_SCRIPT.relative_to(REPO_ROOT)}"
+        )
+    return Path(path)
+
+
+def find_repo() -> Path:
+    """The local apt repository for the current image: $TRUEUP_TESTHOST_REPO or setup's.
+
+    A folder of .debs with a ``Packages`` index, for hosts that cannot reach the mirror
+    (``BootedHost(network="private", apt_repo=...)``).
+    """
+    override = os.environ.get("TRUEUP_TESTHOST_REPO")
+    if override:
+        path = Path(override)
+        if not (path / "Packages").is_file():
+            raise ImageMissing(f"TRUEUP_TESTHOST_REPO={override} has no Packages index")
+        return path
+    if not SETUP_SCRIPT.exists():
+        raise ImageMissing(f"{SETUP_SCRIPT} not found")
+    proc = subprocess.run(
+        ["bash", str(SETUP_SCRIPT), "--print-repo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    path = proc.stdout.strip()
+    if proc.returncode != 0 or not path:
+        raise ImageMissing(
+            f"local apt repository {path or '?'} is not built (or older than the image); "
             f"run as root: bash {SETUP_SCRIPT.relative_to(REPO_ROOT)}"
         )
     return Path(path)
@@ -878,6 +909,10 @@ class BootedHost(_Host):
     (loopback only) or the path of a network namespace (e.g. ``/run/netns/thA``).
     ``mask``: units masked at boot (ssh.service by default: it would clash on port 22).
     ``binds`` / ``binds_ro``: ``(host_path, container_path)`` pairs.
+    ``apt_repo``: a local apt repository (``find_repo()``), bound read-only at
+    ``/srv/repo`` and made the host's only apt source (``deb [trusted=yes] file:/srv/repo
+    ./``); the image's apt lists are dropped, as on a freshly imaged instance, so the
+    first install needs an ``apt-get update``. For hosts that cannot reach the mirror.
     """
 
     kind = "booted"
@@ -892,8 +927,12 @@ class BootedHost(_Host):
         binds: Sequence[tuple[str, str]] = (),
         binds_ro: Sequence[tuple[str, str]] = (),
         boot_timeout: float = 60.0,
+        apt_repo: Path | str | None = None,
     ):
         super().__init__(image, name=name)
+        self.apt_repo = Path(apt_repo) if apt_repo is not None else None
+        if self.apt_repo is not None and not (self.apt_repo / "Packages").is_file():
+            raise ImageMissing(f"{self.apt_repo} is not an apt repository (no Packages)")
         self.network = network
         self.mask = list(mask)
         self.binds = list(binds)
@@ -914,6 +953,9 @@ class BootedHost(_Host):
             str(self.image),
             "--volatile=overlay",
             "--resolv-conf=copy-host",
+            # /etc/localtime stays the image's: "auto" bind-mounts the machine's over it, and
+            # a recipe that manages the time zone could then not replace it (EBUSY).
+            "--timezone=off",
             "--link-journal=no",
             "--console=read-only",
         ]
@@ -927,6 +969,8 @@ class BootedHost(_Host):
         argv.append(f"--bind-ro={WHEELHOUSE_DIR}:{INNER_WHEELHOUSE}")
         argv += [f"--bind={src}:{dst}" for src, dst in self.binds]
         argv += [f"--bind-ro={src}:{dst}" for src, dst in self.binds_ro]
+        if self.apt_repo is not None:
+            argv.append(f"--bind-ro={self.apt_repo}:{INNER_REPO}")
         argv.append("--boot")
         argv += [f"systemd.mask={unit}" for unit in self.mask]
         return argv
@@ -965,6 +1009,8 @@ class BootedHost(_Host):
             self._exec(
                 ["/bin/sh", "-c", 'printf "127.0.1.1\\t%s\\n" "$1" >> /etc/hosts', "sh", self.name]
             )
+            if self.apt_repo is not None:
+                self._exec(["/bin/sh", "-c", _USE_LOCAL_REPO, "sh", INNER_REPO])
         except BaseException:
             self.stop()
             raise
@@ -1064,6 +1110,18 @@ class BootedHost(_Host):
             _LIVE.pop(self.name, None)
             self.stop_seconds = time.monotonic() - t0
 
+
+# The image's sources move aside; the local repository becomes the only one. The lists go
+# too (an instance's image has none either): the first install runs `apt-get update`.
+_USE_LOCAL_REPO = r"""
+set -eu
+mkdir -p /etc/apt/sources.disabled
+for f in /etc/apt/sources.list /etc/apt/sources.list.d/*; do
+    if [ -e "$f" ]; then mv "$f" /etc/apt/sources.disabled/; fi
+done
+printf 'deb [trusted=yes] file:%s ./\n' "$1" > /etc/apt/sources.list.d/trueup-testrepo.list
+find /var/lib/apt/lists -maxdepth 1 -type f ! -name lock -delete
+"""
 
 _CHROOT_SCRIPT = r"""
 set -eu

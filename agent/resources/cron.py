@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 
+from agent.model import Change
 from agent.resources import SpecError, f
 from agent.resources.file import File
 
@@ -14,6 +16,9 @@ _FIELD = re.compile(r"^[0-9A-Za-z*/,-]+$")
 
 class Cron(File, kind="cron"):
     """A cron job written to ``/etc/cron.d/<name>`` (atomically, mode 0644).
+
+    /etc/cron.d is created (root, 0755) when it is missing, as on a host whose cron
+    package is not installed yet: the job is then in place for when it is.
 
     Spec:
         cron (str): the job's name: letters, digits, '-' and '_' only (cron
@@ -79,3 +84,13 @@ class Cron(File, kind="cron"):
         lines.append(f"{' '.join(self.spec['schedule'].split())} "
                      f"{self.spec.get('user', 'root')} {self.spec['run']}")
         self.desired = ("\n".join(lines) + "\n").encode()
+
+    def check(self) -> list[Change]:
+        if self.state != "absent" and not os.path.isdir(CRON_D):
+            return [Change("folder", None, CRON_D), *super().check()]
+        return super().check()
+
+    def apply(self, changes: list[Change]) -> None:
+        if any(c.field == "folder" for c in changes) and not os.path.isdir(CRON_D):
+            self.ctx.system.mkdir(CRON_D, 0o755, 0, 0)
+        super().apply(changes)

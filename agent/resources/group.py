@@ -39,8 +39,10 @@ class Group(Resource, kind="group"):
         return [Change("command", None, cmd) for cmd in self._plan()]
 
     def apply(self, changes: list[Change]) -> None:
+        from pyinfra.facts.server import Groups, Users
+
         host = fact_host(self.ctx.system)
         try:
             run_commands(host, [c.after for c in changes])
         finally:
-            host.forget()
+            host.forget(Groups, Users)  # users' group lists change with a group

@@ -65,10 +65,6 @@ class Package(Resource, kind="package"):
             raise ResourceError("no supported package manager (apt-get, dnf or yum) found")
         module = __import__(f"pyinfra.operations.{manager}", fromlist=["packages"])
         kwargs = {"packages": self.names, "present": self.state == "present"}
-        if manager == "apt":
-            self.version_fact = __import__("pyinfra.facts.deb", fromlist=["x"]).DebPackages
-        else:
-            self.version_fact = __import__("pyinfra.facts.rpm", fromlist=["x"]).RpmPackages
         commands = plan(module.packages, fact_host(self.ctx.system), **kwargs)
         if commands and self.spec.get("update") and self.state == "present":
             update = plan(module.update, fact_host(self.ctx.system))
@@ -84,4 +80,6 @@ class Package(Resource, kind="package"):
         try:
             run_commands(host, [c.after for c in changes], timeout=1800)
         finally:
-            host.forget(self.version_fact)
+            # not only the package list: maintainer scripts add users and groups, start and
+            # enable services, write files
+            host.forget()

@@ -13,7 +13,9 @@ class Service(Resource, kind="service"):
     Without ``state`` the running state is left alone; without ``enabled`` the
     boot setting is. Notifications may ask it to ``restart`` or ``reload``. When
     systemd says the unit file changed on disk, ``systemctl daemon-reload`` runs
-    first.
+    first. A service this run started (or restarted) itself is not restarted or
+    reloaded again for a notification: everything that notifies it is ordered
+    before it, so it already runs with those changes.
 
     Spec:
         service (str): the unit name (``nginx`` means ``nginx.service``).
@@ -34,6 +36,8 @@ class Service(Resource, kind="service"):
     EXAMPLES = [{"service": "trueup-example", "state": "running", "enabled": True,
                  "_unit": "[Service]\nExecStart=/bin/sleep infinity\n"
                           "[Install]\nWantedBy=multi-user.target\n"}]
+
+    started = False  # this run's apply started or restarted the unit
 
     def validate(self) -> None:
         state = self.spec.get("state")
@@ -62,9 +66,13 @@ class Service(Resource, kind="service"):
         return [Change("command", None, cmd) for cmd in self._plan()]
 
     def apply(self, changes: list[Change]) -> None:
-        self._run([c.after for c in changes])
+        commands = [c.after for c in changes]
+        self._run(commands)
+        self.started = any(cmd.split()[-2:-1] in (["start"], ["restart"]) for cmd in commands)
 
     def refresh(self, action: str) -> None:
+        if self.started:
+            return
         commands = self._plan(restarted=action == "restart", reloaded=action == "reload")
         self._run(commands)
 

@@ -110,11 +110,14 @@ class User(Resource, kind="user"):
         return [Change("command", None, cmd) for cmd in self._plan()] + self._keys_changes()
 
     def apply(self, changes: list[Change]) -> None:
+        from pyinfra.facts.files import Directory
+        from pyinfra.facts.server import Groups, Users
+
         host = fact_host(self.ctx.system)
         try:
             run_commands(host, [c.after for c in changes if c.field == "command"])
         finally:
-            host.forget()
+            host.forget(Users, Groups, Directory)  # what useradd/usermod/userdel change
         if any(c.field == "ssh_keys" for c in changes):
             self._write_keys()
 

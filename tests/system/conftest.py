@@ -7,6 +7,7 @@ Prepare once per machine (as root): ``bash .ci/testhosts-setup.sh``.
 * ``booted_host``     (function) a started ``BootedHost`` (systemd PID 1), stopped after.
 * ``chroot_host``     (function) a started ``ChrootHost`` (no init), stopped after.
 * ``trueup_wheel``    (session) the wheel built from this checkout.
+* ``local_repo``      (session) the local apt repository for hosts with a private network.
 
 Tests using these fixtures get the ``host`` marker automatically (``-m "not host"`` skips
 them). When a test fails, the booted host's failed units and journal tail are printed in
@@ -30,7 +31,7 @@ if str(TESTS_DIR) not in sys.path:
 import testhost  # noqa: E402
 
 REPO_ROOT = TESTS_DIR.parent
-HOST_FIXTURES = {"testhost_image", "booted_host", "chroot_host"}
+HOST_FIXTURES = {"testhost_image", "booted_host", "chroot_host", "local_repo"}
 _CALL_FAILED = pytest.StashKey[bool]()
 
 
@@ -65,6 +66,15 @@ def testhost_image() -> Path:
         _unavailable(str(exc))
     testhost.cleanup_stale()
     return image
+
+
+@pytest.fixture(scope="session")
+def local_repo(testhost_image: Path) -> Path:
+    """The apt file repository (.ci/testhosts-setup.sh builds it beside the image)."""
+    try:
+        return testhost.find_repo()
+    except testhost.ImageMissing as exc:
+        _unavailable(str(exc))
 
 
 @pytest.fixture

@@ -164,6 +164,29 @@ def test_apt_install_inside_booted_host(booted_host: BootedHost) -> None:
     assert booted_host.testinfra().package("hello").is_installed
 
 
+def test_private_network_host_keeps_sysctls_inside_and_installs_from_the_local_repo(
+    testhost_image: Path, local_repo: Path
+) -> None:
+    machine = Path("/proc/sys/net/core/somaxconn").read_text().strip()
+    inside = "1111" if machine != "1111" else "1112"
+    with BootedHost(testhost_image, network="private", apt_repo=local_repo) as host:
+        links = host.run(["ip", "-o", "link"]).stdout.splitlines()
+        assert [line.split(":")[1].strip() for line in links] == ["lo"]
+        host.run(["sysctl", "-w", f"net.core.somaxconn={inside}"])
+        assert host.run(["sysctl", "-n", "net.core.somaxconn"]).stdout.strip() == inside
+        assert Path("/proc/sys/net/core/somaxconn").read_text().strip() == machine
+        # the local repository is the only apt source, read-only, and apt lists start empty
+        sources = host.run(["apt-get", "indextargets", "--format", "$(URI)"]).stdout
+        assert sources.strip() == "", sources
+        host.run(["apt-get", "-q", "update"], timeout=120)
+        policy = host.run(["apt-cache", "policy", "hello"]).stdout
+        assert "file:/srv/repo ./ Packages" in policy and "deb.debian.org" not in policy
+        host.run(["apt-get", "-q", "install", "-y", "hello"], timeout=300)
+        assert host.run(["hello"]).stdout.strip() == "Hello, world!"
+        assert host.run(["touch", "/srv/repo/x"], check=False).returncode != 0
+    assert Path("/proc/sys/net/core/somaxconn").read_text().strip() == machine
+
+
 def test_chroot_host_runs_commands_and_testinfra_sees_files(
     chroot_host: ChrootHost, tmp_path: Path, testhost_image: Path
 ) -> None:
