@@ -154,13 +154,16 @@ class Runner:
         if not self.noop:
             start = time.perf_counter()
             try:
-                target.res.refresh(action)
+                if target.res.refresh(action) is False:
+                    change.after = f"not needed: started by this run ({change.after})"
             except (ResourceError, OSError) as exc:
                 self._fail(target, result, f"{action} failed: {_describe(exc)}")
             except Exception as exc:
                 self._fail(target, result, f"{action} failed: internal error: {exc}")
             result.duration += time.perf_counter() - start
-        self._record(result)
+        self.results[ident] = result
+        # the console shows just this notification, not the resource's earlier changes again
+        self.on_result(Result(ident, result.status, [change], result.error))
 
     def _record(self, result: Result) -> None:
         self.results[result.ident] = result

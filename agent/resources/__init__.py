@@ -138,8 +138,8 @@ class Resource:
     def apply(self, changes: list[Change]) -> None:
         raise NotImplementedError
 
-    def refresh(self, action: str) -> None:
-        """Carry out a notification's action (restart, reload, run …)."""
+    def refresh(self, action: str) -> bool | None:
+        """Carry out a notification's action (restart, reload, run …); False: not needed."""
         raise NotImplementedError(f"{self.kind} has no action {action!r}")
 
     @property

@@ -70,11 +70,12 @@ class Service(Resource, kind="service"):
         self._run(commands)
         self.started = any(cmd.split()[-2:-1] in (["start"], ["restart"]) for cmd in commands)
 
-    def refresh(self, action: str) -> None:
-        if self.started:
-            return
+    def refresh(self, action: str) -> bool | None:
+        if self.started:  # started by this run: it already runs with the notifier's change
+            return False
         commands = self._plan(restarted=action == "restart", reloaded=action == "reload")
         self._run(commands)
+        return None
 
     def _run(self, commands: list[str]) -> None:
         host = fact_host(self.ctx.system)
