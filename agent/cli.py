@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -78,10 +79,14 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from agent import logs
     from agent.config import Config
+    from agent.redact import install_excepthook
 
-    logs.setup()
+    install_excepthook()
+    if os.environ.get("TRUEUP_LOG_LEVEL") or os.environ.get("TRUEUP_LOG_FILE"):
+        from agent import logs
+
+        logs.setup()  # otherwise set up when a library that logs is first imported
     try:
         cfg = Config.load()
         if getattr(args, "color", None):

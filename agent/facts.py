@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -46,22 +45,22 @@ def _os_family(release: Mapping[str, str]) -> str:
     for family in ("debian", "rhel", "fedora", "suse", "arch", "alpine"):
         if family in ids:
             return "rhel" if family == "fedora" else family
-    return release.get("ID", platform.system().lower())
+    return release.get("ID", os.uname().sysname.lower())
 
 
 GATHERERS: dict[str, Callable[[Facts], Any]] = {
-    "hostname": lambda f: platform.node().split(".")[0],
+    "hostname": lambda f: os.uname().nodename.split(".")[0],
     "fqdn": lambda f: _fqdn(),
     "os_release": lambda f: _os_release(),
-    "os": lambda f: f.os_release.get("ID", platform.system().lower()),
+    "os": lambda f: f.os_release.get("ID", os.uname().sysname.lower()),
     "os_family": lambda f: _os_family(f.os_release),
-    "os_version": lambda f: f.os_release.get("VERSION_ID", platform.release()),
+    "os_version": lambda f: f.os_release.get("VERSION_ID", os.uname().release),
     "os_codename": lambda f: f.os_release.get("VERSION_CODENAME", ""),
-    "kernel": lambda f: platform.release(),
-    "architecture": lambda f: platform.machine(),
+    "kernel": lambda f: os.uname().release,
+    "architecture": lambda f: os.uname().machine,
     "cpus": lambda f: os.cpu_count() or 1,
     "memory_mb": lambda f: _memory_mb(),
-    "python": lambda f: platform.python_version(),
+    "python": lambda f: ".".join(map(str, sys.version_info[:3])),
     "python_executable": lambda f: sys.executable,
     "env": lambda f: dict(os.environ),
     "ec2": lambda f: _ec2(),

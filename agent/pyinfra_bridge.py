@@ -65,6 +65,9 @@ def fact_host(system: System) -> FactHost:
     """The run's FactHost: one per System, so facts are shared by all resources of a run."""
     host = getattr(system, "fact_host", None)
     if host is None:
+        from agent import logs
+
+        logs.setup()  # before pyinfra can log anything
         host = system.fact_host = FactHost(system)  # type: ignore[attr-defined]
     return host
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import logging
+import sys
+from types import TracebackType
 
 MASK = "********"
 HIDDEN = "(sensitive)"  # stands for a value of a sensitive resource
@@ -42,25 +43,14 @@ class Redactor:
 REDACTOR = Redactor()
 
 
-class LogFilter(logging.Filter):
-    """Scrubs secret values from every log record that passes the handler it is attached to.
+def install_excepthook() -> None:
+    """Scrub secret values from the traceback of an uncaught exception."""
+    sys.excepthook = _excepthook
 
-    botocore logs a response body before the caller has it, so a decrypted SecureString
-    would be logged before it is known as a secret: response bodies are never logged.
-    """
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.name == "botocore.parsers" and str(record.msg).startswith("Response body"):
-            # logged before trueup has seen (and registered) the secrets it may hold
-            record.msg, record.args = "Response body: (not logged: may hold secrets)", None
-            return True
-        if REDACTOR:
-            text = record.getMessage()
-            scrubbed = REDACTOR.scrub(text)
-            if scrubbed != text:
-                record.msg, record.args = scrubbed, None
-            if record.exc_info and record.exc_info[1] is not None:
-                record.exc_text = REDACTOR.scrub(logging.Formatter().formatException(
-                    record.exc_info))
-                record.exc_info = None
-        return True
+def _excepthook(kind: type[BaseException], exc: BaseException,
+                tb: TracebackType | None) -> None:
+    import traceback
+
+    text = "".join(traceback.format_exception(kind, exc, tb))
+    sys.stderr.write(REDACTOR.scrub(text) if REDACTOR else text)

@@ -67,6 +67,7 @@ class Runner:
                 self._notify_from(node)
         for (ident, action), sources in self.queued.items():
             self._refresh(self.catalog.by_ident[ident], action, sources)
+        self.system.flush()
         return [self.results[n.ident] for n in self.catalog.nodes if n.ident in self.results]
 
     # --- one resource -----------------------------------------------------------------

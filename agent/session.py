@@ -145,7 +145,8 @@ def prepare(opts: Options, cfg: Config, bundle: Bundle, system: System,
     renderer.boot = boot  # type: ignore[attr-defined]
 
     def context(recipe: Recipe) -> Context:
-        return Context(recipe.dir, recipe.name, renderer.file, backups, system)
+        return Context(recipe.dir, recipe.name, renderer.file, backups, system,
+                       diffs=opts.noop or opts.diff)
 
     catalog = compile_catalog(recipes, renderer, context, opts.phase)
     return Prepared(bundle, names, recipes, catalog, merged)

@@ -55,6 +55,15 @@ def _lookup_id(value: str | int | None, module: str, getter: str, field: str, wh
 class System:
     """Runs commands and makes atomic changes to the local host."""
 
+    def __init__(self) -> None:
+        self._unsynced: set[str] = set()  # folders whose new entries are not yet on disk
+
+    def flush(self) -> None:
+        """Make the renames of this run durable: fsync each folder written, once."""
+        for folder in sorted(self._unsynced):
+            _fsync_dir(folder)
+        self._unsynced.clear()
+
     def run(self, argv: Sequence[str], *, cwd: str | None = None,
             env: Mapping[str, str] | None = None, user: str | None = None,
             timeout: float | None = None, input: str | None = None) -> Completed:
@@ -119,7 +128,7 @@ class System:
         except BaseException:
             _unlink_quietly(tmp)
             raise
-        _fsync_dir(folder)
+        self._unsynced.add(folder)
 
     def atomic_symlink(self, target: str, path: str) -> None:
         """Point the symbolic link ``path`` at ``target``, replacing what is there."""
@@ -131,6 +140,7 @@ class System:
         except BaseException:
             _unlink_quietly(tmp)
             raise
+        self._unsynced.add(os.path.dirname(path))
 
     def atomic_hardlink(self, target: str, path: str) -> None:
         """Make ``path`` a hard link to ``target``, replacing what is there."""

@@ -63,17 +63,20 @@ class Context:
         render_file: renders a template file (path, extra variables) to text.
         backups: stores the previous content of a replaced file.
         system: the host seam.
+        diffs: whether the content of a file about to be created is wanted as a diff
+            (plan and --diff); a content change of an existing file always has one.
     """
 
-    __slots__ = ("recipe_dir", "render_file", "backups", "system", "recipe")
+    __slots__ = ("recipe_dir", "render_file", "backups", "system", "recipe", "diffs")
 
     def __init__(self, recipe_dir: str, recipe: str, render_file: Callable[..., str],
-                 backups: Any, system: Any) -> None:
+                 backups: Any, system: Any, diffs: bool = True) -> None:
         self.recipe_dir = recipe_dir
         self.recipe = recipe
         self.render_file = render_file
         self.backups = backups
         self.system = system
+        self.diffs = diffs
 
 
 class Resource:

@@ -110,8 +110,8 @@ class File(Resource, kind="file"):
         if os.path.lexists(temp_name(path)):  # left by a run that was killed mid-write
             changes.append(Change("leftover", temp_name(path), None))
         if st is None:
-            changes.append(Change("state", "absent", "present",
-                                  self._diff(b"", self.desired or b"")))
+            diff = self._diff(b"", self.desired or b"") if self.ctx.diffs else None
+            changes.append(Change("state", "absent", "present", diff))
             if self.mode is not None:
                 changes.append(Change("mode", None, f"{self.mode:04o}"))
             changes += owner_changes(self.spec, None)

@@ -112,6 +112,16 @@ def scheme_of(url: str) -> str:
 
 def source_class(url: str) -> type[Source]:
     scheme = scheme_of(url)
+    module = "local" if scheme in ("", "file") else scheme
+    if module.isidentifier():  # import only the one module (a folder run stays light)
+        try:
+            importlib.import_module(f"{__name__}.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{module}":
+                raise
+    cls = REGISTRY.get(scheme)
+    if cls is not None:
+        return cls
     kinds = load_all()
     cls = kinds.get(scheme)
     if cls is None and os.path.exists(url):  # a local path that merely holds a colon

@@ -59,6 +59,9 @@ def client(service: str) -> Any:
         found = _clients.get(service)
         if found is not None:
             return found
+        from agent import logs
+
+        logs.setup()  # before botocore can log anything
         import boto3
         from botocore.config import Config
 
