@@ -7,7 +7,8 @@
 #
 # Per tool and size: first-run and no-op medians (the peers' common/bench.py timer), the tree
 # checked byte for byte (bench/verify.py --size N = the peers' verify.py with N/10 dirs), and
-# the no-op snapshot compare.  bench/summarize.py then prints the per-resource cost, so linear
+# the no-op snapshot compare, then one logged first run and no-op run (the tail of the tool's
+# output is kept).  bench/summarize.py then prints the per-resource cost, so linear
 # growth (or not) is visible.
 #
 # Environment: SIZES="100 1000 10000" RUNS=5 WARMUP=1 TIMEOUT=1200 BENCH=... OUT=...
@@ -57,6 +58,12 @@ for tool in $TOOLS; do
     bench "$name-noop" "$BENCH_DIR/$tool/run.sh" "$s"
     $V --size "$s" snapshot "$target" "$WORK/$name-post.json" > /dev/null
     $V compare "$WORK/$name-pre.json" "$WORK/$name-post.json" > "$OUT/$name-noop-touched.txt"
+    # once more each with the tool's own output kept (its report, or why it failed)
+    "$BENCH_DIR/$tool/first.sh" "$s" > "$WORK/$name-first.log" 2>&1; echo "exit code $?" >> "$WORK/$name-first.log"
+    "$BENCH_DIR/$tool/run.sh" "$s" > "$WORK/$name-noop.log" 2>&1; echo "exit code $?" >> "$WORK/$name-noop.log"
+    for k in first noop; do  # the last 20 lines are enough (a first run lists every resource)
+      tail -n 20 "$WORK/$name-$k.log" > "$OUT/$name-$k.log"
+    done
     tail -n1 "$OUT/$name-check.txt"; tail -n1 "$OUT/$name-noop-touched.txt"
     grep -hE 'exit codes' "$OUT/$name-first.txt" "$OUT/$name-noop.txt" | sed 's/^/   /'
     grep -E 'A (wall|cpu) s' "$OUT/$name-first.txt" "$OUT/$name-noop.txt" | sed 's/^/   /'

@@ -77,7 +77,8 @@ def secs(x):
 
 
 def ratio(x):
-    return f"{x:.2f}x" if x < 10 else f"{x:.0f}x"
+    # two decimals below 100, so that a ratio just under a target (14.97x) is not shown as 15x
+    return f"{x:.2f}x" if x < 100 else f"{x:.0f}x"
 
 
 def verdict(label, name, shown_ratio, target, ok):
@@ -159,8 +160,8 @@ def scale_table(out):
              "| no-op wall median (min-max) | per resource "
              "| added cost per added resource: first run / no-op "
              "| no-op cpu median | peak RSS no-op | exit codes first / no-op | spec check "
-             "| no-op touched? |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| no-op touched? | own report first / no-op |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     found = False
     for tool in ("trueup", "baseline"):
         prev = None
@@ -184,7 +185,9 @@ def scale_table(out):
                      fmt(n, "wall"), per_resource(n, res), marg,
                      fmt(n, "cpu").split(" (")[0], fmt(n, "peak"), rc,
                      last_line(os.path.join(out, name + "-check.txt")).split(": ", 1)[-1],
-                     last_line(os.path.join(out, name + "-noop-touched.txt")).split(": ", 1)[-1]]
+                     last_line(os.path.join(out, name + "-noop-touched.txt")).split(": ", 1)[-1],
+                     f"{own_report(tool, os.path.join(out, name + '-first.log'))} / "
+                     f"{own_report(tool, os.path.join(out, name + '-noop.log'))}"]
             lines.append("| " + " | ".join(cells) + " |")
             prev = (res, f, n, size)
     return lines if found else []
