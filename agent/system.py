@@ -57,9 +57,13 @@ class System:
 
     def __init__(self) -> None:
         self._unsynced: set[str] = set()  # folders whose new entries are not yet on disk
+        self._new_files = False  # files created without their own fsync
 
     def flush(self) -> None:
-        """Make the renames of this run durable: fsync each folder written, once."""
+        """Make this run's writes durable: new files and each folder written, once."""
+        if self._new_files:
+            os.sync()  # one flush for every created file, instead of one fsync each
+            self._new_files = False
         for folder in sorted(self._unsynced):
             _fsync_dir(folder)
         self._unsynced.clear()
@@ -95,13 +99,19 @@ class System:
     # --- file system -------------------------------------------------------------
 
     def atomic_write(self, path: str, data: bytes, mode: int, uid: int = -1,
-                     gid: int = -1, verify: Callable[[str], None] | None = None) -> None:
+                     gid: int = -1, verify: Callable[[str], None] | None = None,
+                     replacing: bool = True) -> None:
         """Replace ``path`` with ``data`` so readers see the old or the new file, never part.
 
         The temporary file lives in the same folder, gets its mode and owner
         before it becomes visible, is fsync'ed, then renamed over the target.
         ``verify(temp_path)`` may raise to refuse the new content: the target
         is then left as it was.
+
+        Replacing a file fsyncs the new content before the rename, so a power
+        loss leaves the old content or the new, never an empty file. A file that
+        did not exist (``replacing=False``) has nothing to lose: its data is
+        flushed with all others by :meth:`flush` at the end of the run.
         """
         # A fixed name (runs hold the run lock): a run killed mid-write leaves at most
         # this file, which the next run's check reports and its apply replaces.
@@ -115,7 +125,10 @@ class System:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
-            os.fsync(fd)
+            if replacing:
+                os.fsync(fd)
+            else:
+                self._new_files = True
         except BaseException:
             os.close(fd)
             _unlink_quietly(tmp)

@@ -192,7 +192,8 @@ class File(Resource, kind="file"):
                 mode = 0o644 if not self.sensitive else 0o600
             try:
                 sys.atomic_write(self.name, self.desired or b"", mode, uid, gid,
-                                 self._verify if self.spec.get("verify") else None)
+                                 self._verify if self.spec.get("verify") else None,
+                                 replacing=st is not None)
             except FileNotFoundError:
                 raise ResourceError(f"folder {os.path.dirname(self.name)} does not exist "
                                     "(declare a directory: resource for it)") from None
