@@ -145,26 +145,22 @@ class System:
 
     def atomic_symlink(self, target: str, path: str) -> None:
         """Point the symbolic link ``path`` at ``target``, replacing what is there."""
+        self._atomic_link(os.symlink, target, path)
+
+    def atomic_hardlink(self, target: str, path: str) -> None:
+        """Make ``path`` a hard link to ``target``, replacing what is there."""
+        self._atomic_link(os.link, target, path)
+
+    def _atomic_link(self, make: Callable[[str, str], None], target: str, path: str) -> None:
         tmp = temp_name(path)
         _unlink_quietly(tmp)
-        os.symlink(target, tmp)
+        make(target, tmp)
         try:
             os.rename(tmp, path)
         except BaseException:
             _unlink_quietly(tmp)
             raise
         self._unsynced.add(os.path.dirname(path))
-
-    def atomic_hardlink(self, target: str, path: str) -> None:
-        """Make ``path`` a hard link to ``target``, replacing what is there."""
-        tmp = temp_name(path)
-        _unlink_quietly(tmp)
-        os.link(target, tmp)
-        try:
-            os.rename(tmp, path)
-        except BaseException:
-            _unlink_quietly(tmp)
-            raise
 
     def mkdir(self, path: str, mode: int, uid: int = -1, gid: int = -1) -> None:
         os.mkdir(path, mode)
