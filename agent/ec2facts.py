@@ -28,7 +28,22 @@ class Ec2Unavailable(RenderError):
     """Instance facts were asked for but IMDS cannot give them (not on EC2, disabled ...)."""
 
 
-class Ec2Facts(Mapping[str, Any]):
+class _Ec2Keys(Mapping[str, Any]):
+    """The instance-fact names as a mapping with attribute access; values from ``[key]``."""
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_") or key not in KEYS:
+            raise AttributeError(key)
+        return self[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(KEYS)
+
+    def __len__(self) -> int:
+        return len(KEYS)
+
+
+class Ec2Facts(_Ec2Keys):
     """The instance facts as a lazy mapping (``facts.ec2.region`` or ``facts.ec2['region']``)."""
 
     def __init__(self) -> None:
@@ -51,17 +66,6 @@ class Ec2Facts(Mapping[str, Any]):
         if key not in KEYS:
             raise KeyError(key)
         return self._load()[key]
-
-    def __getattr__(self, key: str) -> Any:
-        if key.startswith("_") or key not in KEYS:
-            raise AttributeError(key)
-        return self[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(KEYS)
-
-    def __len__(self) -> int:
-        return len(KEYS)
 
     def as_dict(self) -> dict[str, Any] | None:
         """Every fact, or None off EC2 (for ``trueup facts``)."""
@@ -98,24 +102,13 @@ def tag(name: str) -> str | None:
         raise TrueupError(f"cannot read the instance tag {name!r}: {exc}") from None
 
 
-class Placeholder(Mapping[str, Any]):
+class Placeholder(_Ec2Keys):
     """Stand-in instance facts for ``trueup validate``: no IMDS call."""
 
     def __getitem__(self, key: str) -> Any:
         if key not in KEYS:
             raise KeyError(key)
         return _AnyTag() if key == "tags" else f"(ec2 {key})"
-
-    def __getattr__(self, key: str) -> Any:
-        if key.startswith("_") or key not in KEYS:
-            raise AttributeError(key)
-        return self[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(KEYS)
-
-    def __len__(self) -> int:
-        return len(KEYS)
 
 
 class _AnyTag(dict):
