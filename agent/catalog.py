@@ -41,6 +41,7 @@ class Node:
     ignore_failure: bool = False
     # filled by order(): resources that must not run if this one fails
     dependents: list[Node] = field(default_factory=list)
+    lines: dict[str, int] = field(default_factory=dict)  # line of each spec key
 
     @property
     def ident(self) -> str:
@@ -209,7 +210,7 @@ def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: R
     node.retries = max(0, int(spec.get("retries", 0)))
     node.retry_delay = max(0.0, float(spec.get("retry_delay", 1)))
     node.ignore_failure = bool(spec.get("ignore_failure"))
-    node._lines = item.lines  # type: ignore[attr-defined]
+    node.lines = item.lines
     return node
 
 
@@ -252,7 +253,7 @@ def _resolve(nodes: list[Node], by_ident: dict[str, Node], strict: bool) -> None
 
 
 def _line(node: Node, key: str) -> int:
-    return node._lines.get(key, node.loc.line)  # type: ignore[attr-defined]
+    return node.lines.get(key, node.loc.line)
 
 
 def _target(node: Node, ident: str, key: str, by_ident: dict[str, Node],

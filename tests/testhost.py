@@ -143,28 +143,8 @@ def missing_prerequisites() -> list[str]:
 
 def find_image() -> Path:
     """The image rootfs for the current recipe: $TRUEUP_TESTHOST_IMAGE or the setup script's."""
-    override = os.environ.get("TRUEUP_TESTHOST_IMAGE")
-    if override:
-        path = Path(override)
-        if not (path / "lib/systemd/systemd").exists():
-            raise ImageMissing(f"TRUEUP_TESTHOST_IMAGE={override} is not a Debian rootfs")
-        return path
-    if not SETUP_SCRIPT.exists():
-        raise ImageMissing(f"{SETUP_SCRIPT} not found")
-    proc = subprocess.run(
-        ["bash", str(SETUP_SCRIPT), "--print-path"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    path = proc.stdout.strip()
-    if proc.returncode != 0 or not path:
-        raise ImageMissing(
-            f"test host image {path or '?'} is not built (or too old); "
-            f"run as root: bash {SETUP_SCRIPT.relative_to(REPO_ROOT)}"
-        )
-    return Path(path)
+    return _built("TRUEUP_TESTHOST_IMAGE", "lib/systemd/systemd", "is not a Debian rootfs",
+                  "--print-path", "test host image {} is not built (or too old)")
 
 
 def find_repo() -> Path:
@@ -173,28 +153,34 @@ def find_repo() -> Path:
     A folder of .debs with a ``Packages`` index, for hosts that cannot reach the mirror
     (``BootedHost(network="private", apt_repo=...)``).
     """
-    override = os.environ.get("TRUEUP_TESTHOST_REPO")
+    return _built("TRUEUP_TESTHOST_REPO", "Packages", "has no Packages index", "--print-repo",
+                  "local apt repository {} is not built (or older than the image)")
+
+
+def _built(variable: str, marker: str, not_it: str, flag: str, missing: str) -> Path:
+    """A folder the setup script builds: the override in ``variable``, or what ``flag`` prints."""
+    override = os.environ.get(variable)
     if override:
         path = Path(override)
-        if not (path / "Packages").is_file():
-            raise ImageMissing(f"TRUEUP_TESTHOST_REPO={override} has no Packages index")
+        if not (path / marker).exists():
+            raise ImageMissing(f"{variable}={override} {not_it}")
         return path
     if not SETUP_SCRIPT.exists():
         raise ImageMissing(f"{SETUP_SCRIPT} not found")
     proc = subprocess.run(
-        ["bash", str(SETUP_SCRIPT), "--print-repo"],
+        ["bash", str(SETUP_SCRIPT), flag],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    path = proc.stdout.strip()
-    if proc.returncode != 0 or not path:
+    found = proc.stdout.strip()
+    if proc.returncode != 0 or not found:
         raise ImageMissing(
-            f"local apt repository {path or '?'} is not built (or older than the image); "
-            f"run as root: bash {SETUP_SCRIPT.relative_to(REPO_ROOT)}"
+            missing.format(found or "?")
+            + f"; run as root: bash {SETUP_SCRIPT.relative_to(REPO_ROOT)}"
         )
-    return Path(path)
+    return Path(found)
 
 
 def image_key(image: Path) -> str:
