@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from agent import __version__
 from agent.errors import LockBusy, TrueupError
@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = Config.load()
         if getattr(args, "color", None):
             cfg.color = args.color
-        return COMMANDS[args.command](args, cfg)
+        return _command(args.command)(args, cfg)
     except TrueupError as exc:
         print(f"trueup: error: {exc}", file=sys.stderr)
         return 1
@@ -103,104 +103,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _options(args: argparse.Namespace, noop: bool) -> object:
-    from agent.session import Options
-
-    if args.src and args.source and args.src != args.source:
-        raise TrueupError("give the source once: as SRC or as --source")
-    return Options(source=args.src or args.source or "", runlist=args.runlist,
-                   event=args.event or "", phase=args.phase, noop=noop,
-                   detailed_exitcodes=args.detailed_exitcodes, json=args.json,
-                   diff=getattr(args, "diff", False) or noop, assignments=args.assignments,
-                   attributes_file=args.attributes_file, lock_timeout=args.lock_timeout)
+# each command lives in agent/commands/<module>.py as a function (args, cfg) -> exit code
+COMMANDS = {"run": ("run", "main"), "plan": ("run", "plan_main"),
+            "validate": ("validate", "main"), "report": ("report", "main"),
+            "kinds": ("kinds", "main"), "facts": ("facts", "main"),
+            "publish": ("publish", "main")}
 
 
-def cmd_run(args: argparse.Namespace, cfg: object) -> int:
-    from agent.session import converge
+def _command(name: str) -> Callable[[argparse.Namespace, Any], int]:
+    import importlib
 
-    opts = _options(args, args.noop)
-    splay = cfg.splay if args.splay is None else args.splay  # type: ignore[attr-defined]
-    if splay < 0:
-        raise TrueupError(f"--splay must be 0 or more seconds, not {splay:g}")
-    opts.splay = 0.0 if args.noop else splay  # type: ignore[attr-defined]
-    return converge(opts, cfg)
-
-
-def cmd_plan(args: argparse.Namespace, cfg: object) -> int:
-    from agent.session import converge
-
-    return converge(_options(args, True), cfg)
-
-
-def cmd_validate(args: argparse.Namespace, cfg: object) -> int:
-    from agent.validate import validate_bundle
-
-    checked = validate_bundle(args.path, args.runlist, args.assignments, args.attributes_file)
-    print(f"trueup validate: {args.path}: OK ({checked})")
-    return 0
-
-
-def cmd_report(args: argparse.Namespace, cfg: object) -> int:
-    from agent import report as reports
-
-    last = reports.load_last(cfg.state_dir)  # type: ignore[attr-defined]
-    if last is None:
-        raise TrueupError("no run recorded yet", cfg.state_dir)  # type: ignore[attr-defined]
-    if args.json:
-        print(json.dumps(last, indent=2))
-        return 0
-    print(f"run {last['run_id']} ({last['mode']}) started {last['started']}, "
-          f"{last['duration_s']:.2f}s, exit {last.get('exit_code')}")
-    if last.get("error"):
-        print(f"error: {last['error']}")
-    for res in last.get("resources", []):
-        if res["status"] not in ("unchanged", "guarded"):
-            detail = res.get("error") or ", ".join(c["field"] for c in res.get("changes", []))
-            print(f"  {res['status']:<12} {res['resource']}  {detail}")
-    t = last.get("totals", {})
-    if t:
-        print("totals: " + ", ".join(f"{k} {v}" for k, v in t.items()))
-    return 0
-
-
-def cmd_kinds(args: argparse.Namespace, cfg: object) -> int:
-    import inspect
-
-    from agent.resources import COMMON_FIELDS, load_all
-
-    for kind, cls in load_all().items():
-        print(f"{kind}\n{'=' * len(kind)}")
-        print(inspect.cleandoc(cls.__doc__ or "").strip())
-        print()
-    print("Fields every type takes\n=======================")
-    for name, fld in COMMON_FIELDS.items():
-        print(f"  {name}: {fld.doc}")
-    return 0
-
-
-def cmd_facts(args: argparse.Namespace, cfg: object) -> int:
-    from agent.facts import Facts
-
-    print(json.dumps(Facts().gather_all(), indent=2, sort_keys=True, default=str))
-    return 0
-
-
-def cmd_publish(args: argparse.Namespace, cfg: object) -> int:
-    from agent import publish
-
-    if args.rollback:
-        if args.path:
-            raise TrueupError("give a bundle folder or --rollback, not both")
-        result = publish.rollback(args.env, args.rollback, args.label, args.ssm_path)
-    else:
-        if not args.path:
-            raise TrueupError("publish needs a bundle folder: trueup publish PATH --bucket B "
-                              "--env E (or --rollback VERSION)")
-        result = publish.publish(args.path, args.bucket, args.env, args.prefix,
-                                 args.bundle_version, args.kms_key, args.label, args.ssm_path)
-    print(publish.describe(result))
-    return 0
-
-
-COMMANDS = {"run": cmd_run, "plan": cmd_plan, "validate": cmd_validate, "report": cmd_report,
-            "kinds": cmd_kinds, "facts": cmd_facts, "publish": cmd_publish}
+    module, func = COMMANDS[name]
+    return getattr(importlib.import_module(f"agent.commands.{module}"), func)

@@ -36,5 +36,17 @@ class ResourceError(Exception):
     """One resource could not be converged; the run goes on without its dependents."""
 
 
+class RenderError(Exception):
+    """A value or template could not be rendered; carries the template line when known."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class Unreachable(Exception):
+    """AWS could not be reached (network, timeout, throttling or 5xx after every retry)."""
+
+
 class LockBusy(Exception):
     """Another run holds the lock."""

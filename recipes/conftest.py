@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.attributes import merge_all
-from agent.loader import Bundle, expand_runlist
+from agent.compile.attributes import merge_all
+from agent.compile.loader import Bundle, expand_runlist
 
 BUNDLE = Path(__file__).resolve().parent
 

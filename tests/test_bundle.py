@@ -1,4 +1,4 @@
-"""agent.bundle: deterministic packing, verified and safe extraction, content-addressed cache."""
+"""agent.sources.archive: deterministic packing, verified and safe extraction, the cache."""
 
 from __future__ import annotations
 
@@ -12,8 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from agent import bundle
-from agent.bundle import COMPLETE_MARKER, BundleError, cached, extract_verified, pack, sha256_file
+from agent.sources import archive
+from agent.sources.archive import (
+    COMPLETE_MARKER,
+    BundleError,
+    cached,
+    extract_verified,
+    pack,
+    sha256_file,
+)
 
 
 def make_tree(root: Path) -> Path:
@@ -91,7 +98,7 @@ def test_pack_changes_sha_when_content_or_exec_bit_changes(tmp_path: Path) -> No
 
 def test_pack_normalises_headers_and_gzip(tmp_path: Path) -> None:
     src = make_tree(tmp_path / "src")
-    out = tmp_path / "bundle.tar.gz"
+    out = tmp_path / "archive.tar.gz"
     pack(src, out)
     raw = out.read_bytes()
     assert raw[:3] == b"\x1f\x8b\x08"
@@ -130,7 +137,7 @@ def test_pack_skips_debris_and_its_own_output(tmp_path: Path) -> None:
     (src / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     for junk in ("recipe.yml~", ".recipe.yml.swp", "#recipe.yml#", ".#recipe.yml", "x.pyc"):
         (src / "web" / junk).write_text("junk")
-    assert pack(src, src / "bundle.tar.gz") == clean  # the output inside the folder is skipped
+    assert pack(src, src / "archive.tar.gz") == clean  # the output inside the folder is skipped
 
 
 def test_pack_refuses_escaping_symlink_and_fifo(tmp_path: Path) -> None:
@@ -287,11 +294,11 @@ def test_hardlink_inside_is_allowed(tmp_path: Path) -> None:
 def test_oversized_member_is_refused_by_default_limit(tmp_path: Path) -> None:
     # A header that declares 64 MiB + 1 is enough: the size is checked before any read.
     info = member("web/huge.bin")
-    info.size = bundle.DEFAULT_MAX_MEMBER_SIZE + 1
-    archive = tmp_path / "huge.tar.gz"
-    archive.write_bytes(gzip.compress(info.tobuf(tarfile.GNU_FORMAT)))
+    info.size = archive.DEFAULT_MAX_MEMBER_SIZE + 1
+    huge = tmp_path / "huge.tar.gz"
+    huge.write_bytes(gzip.compress(info.tobuf(tarfile.GNU_FORMAT)))
     with pytest.raises(BundleError, match=r"'web/huge.bin'.*per-member limit of 67108864"):
-        extract_verified(archive, sha256_file(archive), tmp_path / "cache")
+        extract_verified(huge, sha256_file(huge), tmp_path / "cache")
     assert leftovers(tmp_path / "cache") == []
 
 
@@ -322,7 +329,7 @@ def test_complete_cache_folder_is_reused_without_extracting(
     def no_extraction(*args: object, **kwargs: object) -> None:
         raise AssertionError("must not re-extract a complete cache folder")
 
-    monkeypatch.setattr(bundle.tarfile, "open", no_extraction)
+    monkeypatch.setattr(archive.tarfile, "open", no_extraction)
     assert extract_verified(tmp_path / "b.tar.gz", sha, tmp_path / "cache") == root
     assert (root / "sentinel").read_text() == "kept"
 
@@ -368,7 +375,7 @@ def test_crash_before_publication_leaves_no_final_folder(
     def crash(*args: object) -> None:
         raise KeyboardInterrupt  # as if the process were stopped mid-way
 
-    monkeypatch.setattr(bundle, "_write_marker", crash)
+    monkeypatch.setattr(archive, "_write_marker", crash)
     with pytest.raises(KeyboardInterrupt):
         extract_verified(tmp_path / "b.tar.gz", sha, cache)
     assert not (cache / sha).exists()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.lock import RunLock
+from agent.engine.lock import RunLock
 from tests.helpers import write_bundle
 
 
@@ -275,17 +275,18 @@ def test_new_sensitive_file_is_private_by_default(tmp_path, trueup):
 
 
 def test_facts_are_gathered_only_when_used(tmp_path):
-    from agent.backups import Backups
+    from agent.aws.secrets import SecretStore
+    from agent.compile.loader import Bundle
+    from agent.compile.prepare import Options, prepare
     from agent.config import Config
-    from agent.facts import Facts
-    from agent.loader import Bundle
-    from agent.session import Options, prepare
-    from agent.system import System
+    from agent.engine.backups import Backups
+    from agent.host.facts import Facts
+    from agent.host.system import System
 
     bundle = make(tmp_path, f"  - file: {tmp_path}/h\n    content: '{{{{ facts.hostname }}}}'\n")
     facts = Facts()
     prepare(Options(source=str(bundle)), Config(state_dir=str(tmp_path)), Bundle(str(bundle)),
-            System(), Backups(str(tmp_path / "b")), facts)
+            System(), Backups(str(tmp_path / "b")), facts, SecretStore())
     assert facts.used == {"hostname"}
     assert set(facts._values) == {"hostname"}
 

@@ -1,4 +1,4 @@
-"""agent.imds against a real IMDSv2 HTTP server (tests/servers/imds_server.py)."""
+"""agent.aws.imds against a real IMDSv2 HTTP server (tests/servers/imds_server.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent import imds as imds_mod
-from agent.imds import ImdsClient, ImdsError, ImdsUnavailable
+from agent.aws import imds as imds_mod
+from agent.aws.imds import ImdsClient, ImdsError, ImdsUnavailable
 from tests.servers.imds_server import TOKEN_PATH, ImdsServer
 
 pytest_plugins = ["tests.servers.fixtures"]
@@ -46,22 +46,23 @@ def test_ec2_facts_gathers_everything(imds: ImdsServer) -> None:
 def test_each_fact_function(imds: ImdsServer) -> None:
     imds.region = "ap-southeast-2"
     imds.availability_zone = "ap-southeast-2b"
-    assert imds_mod.instance_id() == "i-0123456789abcdef0"
-    assert imds_mod.instance_type() == "t3.micro"
-    assert imds_mod.ami_id() == "ami-0123456789abcdef0"
+    assert imds_mod.default_client().instance_id() == "i-0123456789abcdef0"
+    assert imds_mod.default_client().instance_type() == "t3.micro"
+    assert imds_mod.default_client().ami_id() == "ami-0123456789abcdef0"
     assert imds_mod.region() == "ap-southeast-2"
-    assert imds_mod.availability_zone() == "ap-southeast-2b"
-    assert imds_mod.account_id() == "123456789012"
-    assert imds_mod.private_ip() == "10.0.1.23"
-    assert imds_mod.iam_role() == "trueup-agent"
-    assert imds_mod.tags() == {"Name": "web-1", "trueup:env": "prod", "trueup:role": "web"}
-    assert imds_mod.identity_document()["region"] == "ap-southeast-2"
+    assert imds_mod.default_client().availability_zone() == "ap-southeast-2b"
+    assert imds_mod.default_client().account_id() == "123456789012"
+    assert imds_mod.default_client().private_ip() == "10.0.1.23"
+    assert imds_mod.default_client().iam_role() == "trueup-agent"
+    assert imds_mod.default_client().tags() == {"Name": "web-1", "trueup:env": "prod",
+                                                "trueup:role": "web"}
+    assert imds_mod.default_client().identity_document()["region"] == "ap-southeast-2"
 
 
 def test_one_token_is_reused_for_every_call_of_the_process(imds: ImdsServer) -> None:
     imds_mod.ec2_facts()
-    imds_mod.instance_id()
-    imds_mod.tags()
+    imds_mod.default_client().instance_id()
+    imds_mod.default_client().tags()
     threads = [threading.Thread(target=imds_mod.region) for _ in range(8)]
     for t in threads:
         t.start()
@@ -108,7 +109,7 @@ def test_get_without_token_is_refused_by_the_fake(imds: ImdsServer) -> None:
 
 def test_tags_disabled_gives_none(imds: ImdsServer) -> None:
     imds.tags_enabled = False
-    assert imds_mod.tags() is None
+    assert imds_mod.default_client().tags() is None
     assert imds_mod.ec2_facts()["tags"] is None
 
 
@@ -121,7 +122,8 @@ def test_no_instance_profile_gives_none(imds: ImdsServer) -> None:
 
 def test_tag_keys_with_special_characters(imds: ImdsServer) -> None:
     imds.tags = {"trueup:env": "staging", "a+b=c,d@e": "x y", "empty": ""}
-    assert imds_mod.tags() == {"trueup:env": "staging", "a+b=c,d@e": "x y", "empty": ""}
+    assert imds_mod.default_client().tags() == {"trueup:env": "staging", "a+b=c,d@e": "x y",
+                                                "empty": ""}
 
 
 def test_unreachable_endpoint_raises_imds_unavailable(closed_port: int) -> None:

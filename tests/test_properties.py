@@ -10,12 +10,14 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.backups import Backups
+from agent.aws.secrets import SecretStore
+from agent.compile.loader import Bundle
+from agent.compile.prepare import Options, prepare
 from agent.config import Config
-from agent.loader import Bundle
-from agent.runner import Runner
-from agent.session import Options, prepare
-from agent.system import System
+from agent.engine.backups import Backups
+from agent.engine.runner import Runner
+from agent.host.facts import Facts
+from agent.host.system import System
 from tests.helpers import snapshot
 
 names = st.text(alphabet="abcdefgh", min_size=1, max_size=4)
@@ -46,7 +48,8 @@ def trees(draw):
 
 def _run(bundle: Path, state: Path, noop: bool = False):
     prepared = prepare(Options(source=str(bundle), runlist="p"), Config(state_dir=str(state)),
-                       Bundle(str(bundle)), System(), Backups(str(state / "backup")))
+                       Bundle(str(bundle)), System(), Backups(str(state / "backup")), Facts(),
+                       SecretStore())
     return Runner(prepared.catalog, System(), noop=noop).run()
 
 

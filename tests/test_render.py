@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.render import Renderer, RenderError
+from agent.compile.render import Renderer, RenderError
 
 ATTRS = {"web": {"port": 8080, "name": "demo", "on": True, "none": None}, "n": 3}
 names = st.sampled_from(["attributes.web.port", "attributes.web.name", "attributes.n",

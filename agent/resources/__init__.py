@@ -63,19 +63,22 @@ class Context:
         render_file: renders a template file (path, extra variables) to text.
         backups: stores the previous content of a replaced file.
         system: the host seam.
+        fact_host: pyinfra's facts of this host, read once per run (host.pyinfra_bridge).
         diffs: whether the content of a file about to be created is wanted as a diff
             (plan and --diff); a content change of an existing file always has one.
     """
 
-    __slots__ = ("recipe_dir", "render_file", "backups", "system", "recipe", "diffs")
+    __slots__ = ("recipe_dir", "render_file", "backups", "system", "fact_host", "recipe",
+                 "diffs")
 
     def __init__(self, recipe_dir: str, recipe: str, render_file: Callable[..., str],
-                 backups: Any, system: Any, diffs: bool = True) -> None:
+                 backups: Any, system: Any, fact_host: Any = None, diffs: bool = True) -> None:
         self.recipe_dir = recipe_dir
         self.recipe = recipe
         self.render_file = render_file
         self.backups = backups
         self.system = system
+        self.fact_host = fact_host
         self.diffs = diffs
 
 
@@ -153,7 +156,7 @@ class Resource:
 
 def owner_changes(spec: dict[str, Any], st: Any) -> list[Change]:
     """Changes for the ``owner``/``group`` of ``spec`` against a stat result (None: absent)."""
-    from agent.system import lookup_gid, lookup_uid
+    from agent.host.system import lookup_gid, lookup_uid
 
     changes = []
     for key, lookup, current in (("owner", lookup_uid, st.st_uid if st else None),

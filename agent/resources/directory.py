@@ -6,9 +6,9 @@ import os
 import stat
 
 from agent.errors import ResourceError
+from agent.host.system import lookup_gid, lookup_uid
 from agent.model import Change
 from agent.resources import Resource, f, owner_changes, parse_mode
-from agent.system import lookup_gid, lookup_uid
 
 
 class Directory(Resource, kind="directory"):

@@ -6,10 +6,10 @@ import os
 import stat
 
 from agent.errors import ResourceError
+from agent.host.system import lookup_gid, lookup_uid, temp_name
 from agent.model import Change
 from agent.redact import HIDDEN
 from agent.resources import Resource, SpecError, f, owner_changes, parse_mode
-from agent.system import lookup_gid, lookup_uid, temp_name
 
 MAX_DIFF = 256 * 1024
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from agent.host.pyinfra_bridge import plan, run_commands
 from agent.model import Change
-from agent.pyinfra_bridge import fact_host, plan, run_commands
 from agent.resources import Resource, f
 
 
@@ -31,7 +31,7 @@ class Group(Resource, kind="group"):
     def _plan(self) -> list[str]:
         from pyinfra.operations import server
 
-        return plan(server.group, fact_host(self.ctx.system), group=self.name,
+        return plan(server.group, self.ctx.fact_host, group=self.name,
                     present=self.state == "present", system=bool(self.spec.get("system")),
                     gid=self.spec.get("gid"))
 
@@ -41,7 +41,7 @@ class Group(Resource, kind="group"):
     def apply(self, changes: list[Change]) -> None:
         from pyinfra.facts.server import Groups, Users
 
-        host = fact_host(self.ctx.system)
+        host = self.ctx.fact_host
         try:
             run_commands(host, [c.after for c in changes])
         finally:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import shutil
 
+from agent.host.pyinfra_bridge import plan, run_commands
 from agent.model import Change
-from agent.pyinfra_bridge import fact_host, plan, run_commands
 from agent.resources import STRLIST, Resource, SpecError, f
 
 MANAGERS = ("apt", "dnf", "yum")
@@ -65,9 +65,9 @@ class Package(Resource, kind="package"):
             raise ResourceError("no supported package manager (apt-get, dnf or yum) found")
         module = __import__(f"pyinfra.operations.{manager}", fromlist=["packages"])
         kwargs = {"packages": self.names, "present": self.state == "present"}
-        commands = plan(module.packages, fact_host(self.ctx.system), **kwargs)
+        commands = plan(module.packages, self.ctx.fact_host, **kwargs)
         if commands and self.spec.get("update") and self.state == "present":
-            update = plan(module.update, fact_host(self.ctx.system))
+            update = plan(module.update, self.ctx.fact_host)
             commands = update + commands
         return commands
 
@@ -76,7 +76,7 @@ class Package(Resource, kind="package"):
         return [Change("command", None, cmd) for cmd in commands]
 
     def apply(self, changes: list[Change]) -> None:
-        host = fact_host(self.ctx.system)
+        host = self.ctx.fact_host
         try:
             run_commands(host, [c.after for c in changes], timeout=1800)
         finally:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from agent.host.pyinfra_bridge import plan, run_commands
 from agent.model import Change
-from agent.pyinfra_bridge import fact_host, plan, run_commands
 from agent.resources import Resource, f
 
 
@@ -52,7 +52,7 @@ class Service(Resource, kind="service"):
     def _plan(self, **actions: bool) -> list[str]:
         from pyinfra.operations import systemd
 
-        host = fact_host(self.ctx.system)
+        host = self.ctx.fact_host
         commands = plan(systemd.service, host, service=self.unit, running=self.running,
                         enabled=self.spec.get("enabled"), **actions)
         if commands or actions:
@@ -78,7 +78,7 @@ class Service(Resource, kind="service"):
         return None
 
     def _run(self, commands: list[str]) -> None:
-        host = fact_host(self.ctx.system)
+        host = self.ctx.fact_host
         try:
             run_commands(host, commands, timeout=600)
         finally:

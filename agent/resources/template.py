@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from agent.render import RenderError
+from agent.errors import RenderError
 from agent.resources import SpecError, f
 from agent.resources.file import File
 

@@ -6,8 +6,8 @@ import os
 import stat
 
 from agent.errors import ResourceError
+from agent.host.pyinfra_bridge import plan, run_commands
 from agent.model import Change
-from agent.pyinfra_bridge import fact_host, plan, run_commands
 from agent.resources import STRLIST, Resource, SpecError, f
 
 
@@ -69,7 +69,7 @@ class User(Resource, kind="user"):
 
         system = bool(self.spec.get("system"))
         home = self.spec.get("home")
-        return plan(server.user, fact_host(self.ctx.system), user=self.name,
+        return plan(server.user, self.ctx.fact_host, user=self.name,
                     present=self.state == "present", home=home, shell=self.spec.get("shell"),
                     group=self.spec.get("group"), groups=self.groups, uid=self.spec.get("uid"),
                     system=system, create_home=not system or home is not None,
@@ -113,7 +113,7 @@ class User(Resource, kind="user"):
         from pyinfra.facts.files import Directory
         from pyinfra.facts.server import Groups, Users
 
-        host = fact_host(self.ctx.system)
+        host = self.ctx.fact_host
         try:
             run_commands(host, [c.after for c in changes if c.field == "command"])
         finally:

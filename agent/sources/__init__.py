@@ -15,84 +15,13 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
-from agent.errors import TrueupError
+from agent.errors import TrueupError, Unreachable
+from agent.sources.base import REGISTRY, FetchContext, Source
 
 if TYPE_CHECKING:
     from agent.sources.view import SourcedBundle
-
-REGISTRY: dict[str, type[Source]] = {}
-
-
-class SourceUnreachable(Exception):
-    """AWS could not be reached (network, timeout, throttling or 5xx after every retry)."""
-
-
-@dataclass
-class FetchContext:
-    """What a source needs to know about the run that fetches it."""
-
-    state_dir: str
-    role: str = ""
-    event: str = ""
-
-
-@dataclass
-class Fetched:
-    """A verified bundle folder and what the source says beside it.
-
-    ``runlists`` maps ``""`` (the run list) or an event name to (recipe names, origin);
-    ``recipes`` maps a recipe name to (recipe.yml text, origin) for recipes kept in
-    Parameter Store; ``secrets`` holds decrypted SecureString values by parameter name,
-    in memory only; ``secret_attributes`` lists (attribute keys, parameter name) of the
-    attributes that are secrets, so they are never written to the state dir.
-    """
-
-    root: str
-    runlists: dict[str, tuple[list[str], str]] = field(default_factory=dict)
-    attributes: dict[str, Any] = field(default_factory=dict)
-    attributes_origin: str = ""
-    recipes: dict[str, tuple[str, str]] = field(default_factory=dict)
-    secrets: dict[str, str] = field(default_factory=dict)
-    secret_attributes: list[tuple[list[str], str]] = field(default_factory=list)
-    origin: dict[str, Any] = field(default_factory=dict)
-    offline: bool = False
-    offline_reason: str = ""
-
-
-class Source:
-    """Base class of every source kind.
-
-    A kind sets ``schemes`` through the class keyword (``class S3(Source, scheme="s3")``),
-    ``remote`` (whether its last verified fetch is remembered for offline runs), and
-    implements ``fetch() -> Fetched``. It raises :class:`SourceUnreachable` when AWS
-    cannot be reached and ``TrueupError`` for anything else (missing object, access
-    denied, bad pointer, tampered bundle).
-    """
-
-    schemes: ClassVar[tuple[str, ...]] = ()
-    remote: ClassVar[bool] = True
-
-    def __init_subclass__(cls, scheme: str | tuple[str, ...] | None = None,
-                          **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if scheme is not None:
-            cls.schemes = (scheme,) if isinstance(scheme, str) else tuple(scheme)
-            for name in cls.schemes:
-                if name in REGISTRY and REGISTRY[name] is not cls:
-                    raise RuntimeError(f"source scheme {name!r} registered twice")
-                REGISTRY[name] = cls
-
-    def __init__(self, url: str, ctx: FetchContext) -> None:
-        self.url = url
-        self.ctx = ctx
-
-    def fetch(self) -> Fetched:
-        raise NotImplementedError
-
 
 def load_all() -> dict[str, type[Source]]:
     """Import every source module (cheap: none imports boto3 at import time)."""
@@ -135,46 +64,18 @@ def source_class(url: str) -> type[Source]:
 
 def open_bundle(url: str, ctx: FetchContext, cache_dir: str | None = None) -> SourcedBundle:
     """Fetch ``url`` (or fall back to its last verified bundle) as a loadable bundle."""
-    from agent.sources import state
+    from agent.sources import cache
     from agent.sources.view import SourcedBundle
 
     cls = source_class(url)
     try:
         fetched = cls(url, ctx).fetch()
-    except SourceUnreachable as exc:
-        fetched = state.offline(ctx.state_dir, url, str(exc))
+    except Unreachable as exc:
+        fetched = cache.offline(ctx.state_dir, url, str(exc))
     else:
         if cls.remote:
-            state.remember(ctx.state_dir, url, fetched)
+            cache.remember(ctx.state_dir, url, fetched)
     return SourcedBundle(fetched, ctx.state_dir, cache_dir)
-
-
-# --------------------------------------------------------------------------- AWS call counts
-
-
-class AwsStats:
-    """Every AWS call of this process: API calls by operation, HTTP attempts, retries."""
-
-    def __init__(self) -> None:
-        self.calls: Counter[str] = Counter()
-        self.attempts = 0
-
-    def call(self, operation: str) -> None:
-        self.calls[operation] += 1
-
-    def attempt(self) -> None:
-        self.attempts += 1
-
-    @property
-    def retries(self) -> int:
-        return max(0, self.attempts - sum(self.calls.values()))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"calls": dict(sorted(self.calls.items())), "requests": self.attempts,
-                "retries": self.retries}
-
-
-STATS = AwsStats()
 
 
 def report_fields(bundle: Any) -> dict[str, Any]:
@@ -186,6 +87,8 @@ def report_fields(bundle: Any) -> dict[str, Any]:
         out["offline"] = fetched.offline
         if fetched.offline:
             out["offline_reason"] = fetched.offline_reason
+    from agent.aws.clients import STATS
+
     if STATS.calls:
         out["aws"] = STATS.as_dict()
     return out

@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 
 from agent.errors import TrueupError
-from agent.sources import Fetched, Source
-from agent.sources.state import bundles_dir
+from agent.sources.base import Fetched, Source
+from agent.sources.cache import bundles_dir
 
 TARBALL_SUFFIXES = (".tar.gz", ".tgz")
 
@@ -29,11 +29,11 @@ class LocalSource(Source, scheme=("", "file")):
             path = path[len("file://"):]
         if not path.endswith(TARBALL_SUFFIXES) or not os.path.isfile(path):
             return Fetched(root=path, origin={"source": self.url})
-        from agent import bundle
+        from agent.sources import archive
 
-        expected = fragment.removeprefix("sha256=") if fragment else bundle.sha256_file(path)
+        expected = fragment.removeprefix("sha256=") if fragment else archive.sha256_file(path)
         try:
-            root = bundle.extract_verified(path, expected, bundles_dir(self.ctx.state_dir))
-        except bundle.BundleError as exc:
+            root = archive.extract_verified(path, expected, bundles_dir(self.ctx.state_dir))
+        except archive.BundleError as exc:
             raise TrueupError(str(exc), path) from None
         return Fetched(root=str(root), origin={"source": self.url, "sha256": expected.lower()})

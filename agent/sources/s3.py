@@ -8,7 +8,7 @@ Examples of SRC::
 The expected sha256 comes from the release pointer (``ssm:`` sources), from a
 ``#sha256=`` suffix, or from the object's ``sha256`` metadata that ``trueup publish``
 writes; without one the bundle is refused. The copy is hashed before anything is
-extracted (``agent.bundle.extract_verified``), into ``<state_dir>/bundles/<sha256>/``.
+extracted (``agent.archive.extract_verified``), into ``<state_dir>/bundles/<sha256>/``.
 Once a copy is verified, its ETag is kept: the next run sends ``If-None-Match`` and an
 unchanged bundle costs one small 304 request.
 """
@@ -20,12 +20,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from agent import bundle
-from agent.errors import TrueupError
-from agent.sources import Fetched, Source, SourceUnreachable, state
-from agent.sources.ssm import call, client, error_parts
+from agent.aws.clients import call, client, read_body, status_of
+from agent.errors import TrueupError, Unreachable
+from agent.sources import archive, cache
+from agent.sources.base import Fetched, Source
 
-MAX_DOWNLOAD = bundle.DEFAULT_MAX_TOTAL_SIZE
+MAX_DOWNLOAD = archive.DEFAULT_MAX_TOTAL_SIZE
 RECORDS = "s3-objects.json"
 
 
@@ -38,34 +38,22 @@ def parse_uri(uri: str) -> tuple[str, str, str]:
     return bucket, key, fragment.removeprefix("sha256=").lower()
 
 
-def _get(s3: Any, **kwargs: Any) -> Any:
-    """GetObject; None for 304 Not Modified."""
-    from botocore.exceptions import ClientError
-
-    try:
-        return s3.get_object(**kwargs)
-    except ClientError as exc:
-        if error_parts(exc)[1] == 304:
-            return None
-        raise
-
-
 def download(uri: str, expected: str | None, state_dir: str) -> tuple[Path, dict[str, Any]]:
     """The verified bundle folder for ``uri``; ``info`` holds etag, sha256, and
     ``offline_reason`` when S3 was unreachable and the expected bundle was cached already."""
     bucket, key, pinned = parse_uri(uri)
     expected = (expected or pinned or "").lower() or None
-    cache = state.bundles_dir(state_dir)
-    records = state.load(state_dir, RECORDS)
+    bundles = cache.bundles_dir(state_dir)
+    records = cache.load(state_dir, RECORDS)
     known = records.get(uri) or {}
     kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
-    known_root = bundle.cached(cache, known["sha256"]) if known.get("sha256") else None
+    known_root = archive.cached(bundles, known["sha256"]) if known.get("sha256") else None
     if known_root is not None and known.get("etag"):
         kwargs["IfNoneMatch"] = known["etag"]
     try:
-        resp = call(_get, f"s3 GetObject {uri}", s3=client("s3"), **kwargs)
-    except SourceUnreachable as exc:
-        held = bundle.cached(cache, expected) if expected else None
+        resp = call(status_of(client("s3").get_object, 304), f"s3 GetObject {uri}", **kwargs)
+    except Unreachable as exc:
+        held = archive.cached(bundles, expected) if expected else None
         if held is None:
             raise
         return held, {"sha256": expected, "offline_reason": str(exc)}
@@ -85,30 +73,21 @@ def download(uri: str, expected: str | None, state_dir: str) -> tuple[Path, dict
     root = _fetch_verified(uri, resp, expected, state_dir)
     etag = str(resp.get("ETag", ""))
     records[uri] = {"etag": etag, "sha256": expected}
-    state.save(state_dir, RECORDS, records)
+    cache.save(state_dir, RECORDS, records)
     return root, {"sha256": expected, "etag": etag}
 
 
 def _fetch_verified(uri: str, resp: Any, expected: str, state_dir: str) -> Path:
     """Stream the body to a private temporary file, then verify and extract it."""
-    from botocore.exceptions import BotoCoreError
-
     fd, tmp = tempfile.mkstemp(prefix="bundle-", suffix=".tar.gz",
-                               dir=state.downloads_dir(state_dir))
+                               dir=cache.downloads_dir(state_dir))
     try:
-        size = 0
         with os.fdopen(fd, "wb") as out:
-            try:
-                for chunk in resp["Body"].iter_chunks(1024 * 1024):
-                    size += len(chunk)
-                    if size > MAX_DOWNLOAD:
-                        raise TrueupError(f"{uri} is larger than {MAX_DOWNLOAD} bytes; refused")
-                    out.write(chunk)
-            except (BotoCoreError, OSError) as exc:
-                raise SourceUnreachable(f"s3 GetObject {uri}: download failed: {exc}") from None
+            for chunk in read_body(resp, f"s3 GetObject {uri}", MAX_DOWNLOAD):
+                out.write(chunk)
         try:
-            return bundle.extract_verified(Path(tmp), expected, state.bundles_dir(state_dir))
-        except bundle.BundleError as exc:
+            return archive.extract_verified(Path(tmp), expected, cache.bundles_dir(state_dir))
+        except archive.BundleError as exc:
             raise TrueupError(f"{uri}: {exc}") from None
     finally:
         Path(tmp).unlink(missing_ok=True)

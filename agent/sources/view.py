@@ -14,17 +14,17 @@ import json
 import os
 from typing import Any
 
-from agent import attributes as attrs
+from agent.compile import attributes as attrs
+from agent.compile.loader import Bundle, Recipe, parse_recipe
 from agent.errors import TrueupError
-from agent.loader import Bundle, Recipe, parse_recipe
-from agent.sources import Fetched
+from agent.sources.base import Fetched
 
 
 class SourcedBundle(Bundle):
     """A :class:`Bundle` whose extras come from its source; ``fetched`` says where from."""
 
     def __init__(self, fetched: Fetched, state_dir: str, cache_dir: str | None = None) -> None:
-        from agent.secrets import SecretStore
+        from agent.aws.secrets import SecretStore
 
         self.fetched = fetched
         self.recipes_dir = _materialize(fetched.recipes, state_dir) if fetched.recipes else ""

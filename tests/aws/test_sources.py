@@ -130,7 +130,7 @@ def test_bad_source_urls(trueup, aws, src, message):
 
 
 def test_local_tarball_source(tmp_path, trueup, env):
-    from agent.bundle import pack
+    from agent.sources.archive import pack
 
     sha = pack(REPO / "recipes", tmp_path / "b.tar.gz")
     out = trueup("run", str(tmp_path / "b.tar.gz"), "-a", f"hello.dir={tmp_path}/h")

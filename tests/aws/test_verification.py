@@ -34,7 +34,7 @@ def test_bytes_changed_in_s3_are_refused(tmp_path, trueup, env, aws, publish, ra
     evil = tmp_path / "evil"
     shutil.copytree(EXAMPLE, evil, ignore=shutil.ignore_patterns("__pycache__"))
     (evil / "hello/files/banner.txt").write_text("owned\n")
-    from agent.bundle import pack
+    from agent.sources.archive import pack
 
     pack(evil, tmp_path / "evil.tar.gz")
     aws.client("s3").put_object(Bucket=BUCKET, Key=_key(pointer),
@@ -112,7 +112,7 @@ def test_hostile_members_are_refused(tmp_path, trueup, env, aws, bucket, member,
 
 
 def test_s3_source_without_a_digest_is_refused(trueup, aws, bucket, tmp_path):
-    from agent.bundle import pack
+    from agent.sources.archive import pack
 
     pack(EXAMPLE, tmp_path / "b.tar.gz")
     aws.client("s3").put_object(Bucket=bucket, Key="b.tar.gz",
@@ -123,7 +123,7 @@ def test_s3_source_without_a_digest_is_refused(trueup, aws, bucket, tmp_path):
 
 
 def test_s3_source_with_a_pinned_digest_runs(trueup, aws, bucket, tmp_path):
-    from agent.bundle import pack
+    from agent.sources.archive import pack
 
     sha = pack(EXAMPLE, tmp_path / "b.tar.gz")
     aws.client("s3").put_object(Bucket=bucket, Key="b.tar.gz",

@@ -14,13 +14,15 @@ from typing import Any
 
 import pytest
 
-from agent.backups import Backups
+from agent.aws.secrets import SecretStore
+from agent.compile.loader import Bundle
+from agent.compile.prepare import Options, prepare
 from agent.config import Config
-from agent.loader import Bundle
+from agent.engine.backups import Backups
+from agent.engine.runner import Runner
+from agent.host.facts import Facts
+from agent.host.system import System
 from agent.resources import load_all
-from agent.runner import Runner
-from agent.session import Options, prepare
-from agent.system import System
 from tests.helpers import snapshot
 
 KINDS = load_all()
@@ -60,7 +62,8 @@ def _resource(example: dict, tmp_path: Path):
     spec = {k: v for k, v in example.items() if not k.startswith("_")}
     (bundle / "r" / "recipe.yml").write_text(json.dumps({"resources": [spec]}))
     prepared = prepare(Options(source=str(bundle), runlist="r"), Config(state_dir=str(tmp_path)),
-                       Bundle(str(bundle)), System(), Backups(str(tmp_path / "backups")))
+                       Bundle(str(bundle)), System(), Backups(str(tmp_path / "backups")),
+                           Facts(), SecretStore())
     (node,) = prepared.catalog.nodes
     return prepared.catalog, node.res
 

@@ -68,7 +68,7 @@ def aws(
 @pytest.fixture
 def imds(monkeypatch: pytest.MonkeyPatch) -> Iterator[ImdsServer]:
     """A fresh fake IMDSv2 server, reachable through ``AWS_EC2_METADATA_SERVICE_ENDPOINT``."""
-    from agent import imds as imds_client
+    from agent.aws import imds as imds_client
 
     server = ImdsServer().start()
     monkeypatch.delenv("AWS_EC2_METADATA_DISABLED", raising=False)

@@ -1,7 +1,7 @@
 """A real IMDSv2 HTTP server for tests: token PUT required, metadata, identity document, tags.
 
 It runs ``http.server`` in a thread on 127.0.0.1 with an ephemeral port. Point clients at it
-with ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` (botocore's variable, also read by agent.imds).
+with ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` (botocore's variable, also read by agent.aws.imds).
 Every request is recorded, so a test can assert that one token served a whole process.
 
 Behaviour, as on EC2 with ``HttpTokens=required``:

@@ -17,9 +17,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent import yamlfile
+from agent.compile import yamlfile
+from agent.compile.yamlfile import LineDict, LineList
 from agent.errors import TrueupError
-from agent.yamlfile import LineDict, LineList
 
 RECIPE_KEYS = {
     "description": "one line saying what the recipe manages",

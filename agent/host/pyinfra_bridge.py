@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.errors import ResourceError
-from agent.system import System
+from agent.host.system import System
 
 
 class FactHost:
@@ -61,19 +61,11 @@ class FactHost:
         self.noops.append(description)
 
 
-def fact_host(system: System) -> FactHost:
-    """The run's FactHost: one per System, so facts are shared by all resources of a run."""
-    host = getattr(system, "fact_host", None)
-    if host is None:
-        from agent import logs
-
-        logs.setup()  # before pyinfra can log anything
-        host = system.fact_host = FactHost(system)  # type: ignore[attr-defined]
-    return host
-
-
 def plan(operation: Callable[..., Any], host: FactHost, **kwargs: Any) -> list[str]:
     """The shell commands a pyinfra operation yields for the current facts."""
+    from agent import logs
+
+    logs.setup()  # before pyinfra can log anything
     from pyinfra.context import ctx_host
 
     commands: list[str] = []

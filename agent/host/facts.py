@@ -63,25 +63,27 @@ GATHERERS: dict[str, Callable[[Facts], Any]] = {
     "python": lambda f: ".".join(map(str, sys.version_info[:3])),
     "python_executable": lambda f: sys.executable,
     "env": lambda f: dict(os.environ),
-    "ec2": lambda f: _ec2(),
+    "ec2": lambda f: _instance(),
 }
 
 
-def _ec2() -> Any:
-    from agent.ec2facts import Ec2Facts
+def _instance() -> Any:
+    from agent.aws.ec2 import InstanceFacts
 
-    return Ec2Facts()  # lazy: IMDS is asked only when a key is read
+    return InstanceFacts()  # lazy: IMDS is asked only when a key is read
 
 
 class Facts(Mapping[str, Any]):
     """Lazily gathered facts: ``facts.hostname`` runs only the hostname gatherer.
 
-    Extra providers (e.g. EC2 instance metadata) add gatherers under their own
-    names with :meth:`provide`.
+    ``ec2`` is the run's instance facts (agent.aws.ec2), shared with the rest of the
+    run; without it ``facts.ec2`` makes its own on first read.
     """
 
-    def __init__(self, overrides: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, overrides: Mapping[str, Any] | None = None, ec2: Any = None) -> None:
         self._gatherers = dict(GATHERERS)
+        if ec2 is not None:  # the run's instance facts (lazy: IMDS is asked on first read)
+            self._gatherers["ec2"] = lambda f: ec2
         self._values: dict[str, Any] = dict(overrides or {})
         self.used: set[str] = set()
 

@@ -17,6 +17,7 @@ version, after checking that its object still exists.
 
 from __future__ import annotations
 
+import argparse
 import json
 import tempfile
 import time
@@ -24,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent import bundle
+from agent.config import Config
 from agent.errors import TrueupError
+from agent.sources import archive
 
 
 @dataclass
@@ -53,8 +55,9 @@ def object_key(prefix: str, env: str, sha256: str) -> str:
 def publish(path: str, bucket: str, env: str, prefix: str = "", version: str = "",
             kms_key: str = "", label: str = "", ssm_path: str = "") -> Published:
     """Validate, pack, upload and point ``env`` at the bundle folder ``path``."""
-    from agent.sources.ssm import call, client
-    from agent.validate import validate_bundle
+    from agent.aws.clients import call, client, object_sha256
+    from agent.aws.params import current_pointer, put_pointer
+    from agent.commands.validate import validate_bundle
 
     name = pointer_name(env, ssm_path)
     if not bucket:
@@ -62,151 +65,64 @@ def publish(path: str, bucket: str, env: str, prefix: str = "", version: str = "
     attributes, origin = env_attributes(name.rsplit("/", 1)[0])
     validate_bundle(path, attributes=attributes, attributes_origin=origin)
     with tempfile.TemporaryDirectory(prefix="trueup-publish-") as tmp:
-        archive = Path(tmp) / "bundle.tar.gz"
+        packed = Path(tmp) / "bundle.tar.gz"
         try:
-            sha = bundle.pack(Path(path), archive)
-        except bundle.BundleError as exc:
+            sha = archive.pack(Path(path), packed)
+        except archive.BundleError as exc:
             raise TrueupError(str(exc), path) from None
         key = object_key(prefix, env, sha)
         uri = f"s3://{bucket}/{key}"
         s3 = client("s3")
-        uploaded = not _has_object(s3, bucket, key, sha)
+        uploaded = object_sha256(bucket, key) != sha
         if uploaded:
             extra: dict[str, Any] = {"ServerSideEncryption": "AES256"}
             if kms_key:
                 extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key}
-            with open(archive, "rb") as body:
+            with open(packed, "rb") as body:
                 call(s3.put_object, f"s3 PutObject {uri}", Bucket=bucket, Key=key, Body=body,
                      ContentType="application/gzip", Metadata={"sha256": sha}, **extra)
-    current = _current(name)
+    current = current_pointer(name)
     pointer = {"uri": uri, "sha256": sha,
                "version": version or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())}
     if current and current[1].get("uri") == uri and current[1].get("sha256") == sha \
             and not version:
         return Published(name, current[0], current[1], uploaded, changed=False)
-    number = _put_pointer(name, pointer, label)
+    number = put_pointer(name, pointer, label)
     return Published(name, number, pointer, uploaded, changed=True)
 
 
 def env_attributes(path: str) -> tuple[dict[str, Any], str]:
     """The environment's attribute tree from Parameter Store, secrets as stand-ins (not
     decrypted), so the bundle is validated against the attributes it will run with."""
-    from agent.sources.ssm import Tree, call, client
+    from agent.aws.params import get_tree
+    from agent.sources.ssm import Tree
 
-    ssm = client("ssm")
     prefix = f"{path}/attributes"
-    params: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"Path": prefix, "Recursive": True, "MaxResults": 10}
-    while True:
-        page = call(ssm.get_parameters_by_path, f"ssm GetParametersByPath {prefix}", **kwargs)
-        for param in page.get("Parameters", []):
-            if param.get("Type") == "SecureString":
-                param = dict(param, Type="String", Value=f"(secret {param['Name']})")
-            params.append(param)
-        if not page.get("NextToken"):
-            break
-        kwargs["NextToken"] = page["NextToken"]
+    params = [dict(p, Type="String", Value=f"(secret {p['Name']})")
+              if p.get("Type") == "SecureString" else p
+              for p in get_tree(prefix, decrypt=False)]
     return Tree(path, params, None).attributes()[0], prefix  # type: ignore[arg-type]
 
 
 def rollback(env: str, target: str, label: str = "", ssm_path: str = "") -> Published:
     """Point ``env`` again at an earlier pointer: a parameter version, a label, or a
     bundle version string found in the pointer's history."""
-    from agent.sources.ssm import client, parse_pointer
+    from agent.aws.clients import object_sha256
+    from agent.aws.params import current_pointer, find_pointer, parse_pointer, put_pointer
 
     name = pointer_name(env, ssm_path)
-    old = _find(name, target)
+    old = find_pointer(name, target)
     pointer = parse_pointer(old, f"{name} ({target})")
     bucket, _, key = pointer["uri"][len("s3://"):].partition("/")
-    if not _has_object(client("s3"), bucket, key, pointer["sha256"]):
+    if object_sha256(bucket, key) != pointer["sha256"]:
         raise TrueupError(f"cannot roll back to {target}: {pointer['uri']} is gone or does not "
                           f"hold sha256 {pointer['sha256']}")
-    current = _current(name)
+    current = current_pointer(name)
     if current and current[1].get("sha256") == pointer["sha256"] \
             and current[1].get("uri") == pointer["uri"]:
         return Published(name, current[0], current[1], False, changed=False)
-    number = _put_pointer(name, pointer, label)
+    number = put_pointer(name, pointer, label)
     return Published(name, number, pointer, False, changed=True)
-
-
-def _has_object(s3: Any, bucket: str, key: str, sha: str) -> bool:
-    """Whether ``s3://bucket/key`` exists with this sha256 in its metadata."""
-    from botocore.exceptions import ClientError
-
-    from agent.sources.ssm import call
-
-    def head() -> Any:
-        try:
-            return s3.head_object(Bucket=bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
-                return None
-            raise
-
-    found = call(head, f"s3 HeadObject s3://{bucket}/{key}")
-    return found is not None and found.get("Metadata", {}).get("sha256") == sha
-
-
-def _current(name: str) -> tuple[int, dict[str, Any]] | None:
-    from agent.sources.ssm import call, client
-
-    ssm = client("ssm")
-    try:
-        got = call(ssm.get_parameter, f"ssm GetParameter {name}", Name=name)
-    except TrueupError as exc:
-        if "ParameterNotFound" in exc.message:
-            return None
-        raise
-    try:
-        value = json.loads(got["Parameter"]["Value"])
-    except ValueError:
-        value = {}
-    return int(got["Parameter"]["Version"]), value if isinstance(value, dict) else {}
-
-
-def _put_pointer(name: str, pointer: dict[str, Any], label: str) -> int:
-    from agent.sources.ssm import call, client
-
-    ssm = client("ssm")
-    put = call(ssm.put_parameter, f"ssm PutParameter {name}", Name=name, Type="String",
-               Value=json.dumps(pointer, sort_keys=True), Overwrite=True,
-               Description="trueup release pointer (written by trueup publish)")
-    number = int(put["Version"])
-    if label:
-        call(ssm.label_parameter_version, f"ssm LabelParameterVersion {name}", Name=name,
-             ParameterVersion=number, Labels=[label])
-    return number
-
-
-def _find(name: str, target: str) -> str:
-    """The pointer JSON of parameter version/label ``target``, or of bundle version ``target``."""
-    from agent.sources.ssm import call, client
-
-    ssm = client("ssm")
-    try:
-        got = call(ssm.get_parameter, f"ssm GetParameter {name}:{target}",
-                   Name=f"{name}:{target}")
-        return str(got["Parameter"]["Value"])
-    except TrueupError as exc:
-        if not any(code in exc.message for code in ("ParameterNotFound", "ParameterVersion",
-                                                    "ValidationException")):
-            raise
-    kwargs: dict[str, Any] = {"Name": name}
-    while True:
-        page = call(ssm.get_parameter_history, f"ssm GetParameterHistory {name}", **kwargs)
-        for entry in reversed(page.get("Parameters", [])):
-            try:
-                data = json.loads(entry.get("Value", ""))
-            except ValueError:
-                continue
-            if isinstance(data, dict) and data.get("version") == target:
-                return str(entry["Value"])
-        if not page.get("NextToken"):
-            break
-        kwargs["NextToken"] = page["NextToken"]
-    raise TrueupError(f"cannot roll back {name} to {target!r}: no parameter version, label "
-                      "or bundle version of that name (see: aws ssm get-parameter-history "
-                      f"--name {name})")
 
 
 def describe(result: Published) -> str:
@@ -216,3 +132,18 @@ def describe(result: Published) -> str:
             f"{result.parameter_version}" + ("" if not result.uploaded else
                                              f" (uploaded {result.pointer['uri']})"))
     return head + "\n" + json.dumps(result.pointer, sort_keys=True)
+
+
+def main(args: argparse.Namespace, cfg: Config) -> int:
+    if args.rollback:
+        if args.path:
+            raise TrueupError("give a bundle folder or --rollback, not both")
+        result = rollback(args.env, args.rollback, args.label, args.ssm_path)
+    else:
+        if not args.path:
+            raise TrueupError("publish needs a bundle folder: trueup publish PATH --bucket B "
+                              "--env E (or --rollback VERSION)")
+        result = publish(args.path, args.bucket, args.env, args.prefix,
+                                 args.bundle_version, args.kms_key, args.label, args.ssm_path)
+    print(describe(result))
+    return 0

@@ -41,19 +41,10 @@ __all__ = [
     "ImdsClient",
     "ImdsError",
     "ImdsUnavailable",
-    "account_id",
-    "ami_id",
-    "availability_zone",
     "default_client",
     "ec2_facts",
-    "iam_role",
-    "identity_document",
-    "instance_id",
-    "instance_type",
-    "private_ip",
     "region",
     "reset_default_client",
-    "tags",
 ]
 
 DEFAULT_ENDPOINT = "http://169.254.169.254"
@@ -449,54 +440,9 @@ def reset_default_client() -> None:
         _default = None
 
 
-def identity_document(client: ImdsClient | None = None) -> dict[str, Any]:
-    """Return the instance identity document as a dict."""
-    return (client or default_client()).identity_document()
-
-
-def instance_id(client: ImdsClient | None = None) -> str:
-    """Return the instance id."""
-    return (client or default_client()).instance_id()
-
-
-def instance_type(client: ImdsClient | None = None) -> str:
-    """Return the instance type."""
-    return (client or default_client()).instance_type()
-
-
-def ami_id(client: ImdsClient | None = None) -> str:
-    """Return the AMI id the instance was launched from."""
-    return (client or default_client()).ami_id()
-
-
 def region(client: ImdsClient | None = None) -> str:
     """Return the instance's region (botocore never derives it from IMDS on its own)."""
     return (client or default_client()).region()
-
-
-def availability_zone(client: ImdsClient | None = None) -> str:
-    """Return the instance's availability zone."""
-    return (client or default_client()).availability_zone()
-
-
-def account_id(client: ImdsClient | None = None) -> str:
-    """Return the AWS account id."""
-    return (client or default_client()).account_id()
-
-
-def private_ip(client: ImdsClient | None = None) -> str | None:
-    """Return the primary private IPv4 address, or None."""
-    return (client or default_client()).private_ip()
-
-
-def iam_role(client: ImdsClient | None = None) -> str | None:
-    """Return the IAM role name of the instance profile, or None."""
-    return (client or default_client()).iam_role()
-
-
-def tags(client: ImdsClient | None = None) -> dict[str, str] | None:
-    """Return the instance tags, or None if they are not exposed in metadata."""
-    return (client or default_client()).tags()
 
 
 def ec2_facts(client: ImdsClient | None = None) -> dict[str, Any]:

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.compile.loader import Recipe
+from agent.compile.render import Renderer, RenderError
+from agent.compile.yamlfile import LineDict
 from agent.errors import TrueupError
-from agent.loader import Recipe
 from agent.model import Location
-from agent.render import Renderer, RenderError
 from agent.resources import COMMON_FIELDS, Context, Field, Resource, kind_class, load_all
-from agent.yamlfile import LineDict
 
 PHASES = {"bake": ("bake", "any"), "boot": ("boot", "any"), "all": ("bake", "boot", "any")}
 
@@ -148,7 +148,7 @@ def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: R
     if not isinstance(raw_name, str) or not raw_name.strip():
         raise TrueupError(f"{kind} needs a name: '- {kind}: <name>'", file, line)
     spec: dict[str, Any] = {}
-    boot = getattr(renderer, "boot", None)  # agent.boot.BootReads: secrets and EC2 facts
+    boot = renderer.boot
     mark = boot.mark() if boot is not None else None
     try:
         name = renderer.string(raw_name)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from agent.catalog import Catalog, Node
+from agent.compile.catalog import Catalog, Node
 from agent.errors import ResourceError
+from agent.host.system import System
 from agent.model import (
     CHANGED,
     FAILED,
@@ -24,7 +25,6 @@ from agent.model import (
     Change,
     Result,
 )
-from agent.system import System
 
 
 class Runner:

@@ -2,7 +2,7 @@
 
 Layout under ``<state_dir>``::
 
-    bundles/<sha256>/           verified, extracted bundles (content-addressed, see agent.bundle)
+    bundles/<sha256>/           verified, extracted bundles (see agent.sources.archive)
     sources/last-verified.json  per source URL: pointer, run lists, attributes, recipes
     sources/s3-objects.json     per s3:// URI: the ETag and sha256 of the copy we verified
     downloads/                  partial downloads (removed after each run)
@@ -91,8 +91,8 @@ def _without(tree: dict[str, Any], secret: set[tuple[str, ...]], prefix: tuple =
 
 def offline(state_dir: str, url: str, reason: str) -> Any:
     """The last verified fetch of ``url``, marked offline; TrueupError when there is none."""
-    from agent.secrets import Unavailable
-    from agent.sources import Fetched
+    from agent.aws.secrets import Unavailable
+    from agent.sources.base import Fetched
 
     record = load(state_dir, "last-verified.json").get(url)
     if not record:

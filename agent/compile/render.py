@@ -11,24 +11,18 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from agent.errors import TrueupError
+from agent.errors import RenderError, TrueupError
 
 _SIMPLE = re.compile(r"\{\{\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\}\}")
-
-
-class RenderError(Exception):
-    """A value or template could not be rendered; carries the template line when known."""
-
-    def __init__(self, message: str, line: int | None = None) -> None:
-        super().__init__(message)
-        self.line = line
 
 
 class Renderer:
     """Renders strings and template files over ``attributes``, ``facts`` and helpers."""
 
     def __init__(self, attributes: Mapping[str, Any], facts: Any,
-                 functions: Mapping[str, Callable[..., Any]] | None = None) -> None:
+                 functions: Mapping[str, Callable[..., Any]] | None = None,
+                 boot: Any = None) -> None:
+        self.boot = boot  # compile.phases.BootReads: which values read secrets or EC2 facts
         self.context: dict[str, Any] = {"attributes": attributes, "facts": facts}
         self.context.update(functions or {})
         self._env: Any = None

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
-from agent.attributes import merge_all
-from agent.backups import Backups
+from agent.aws.ec2 import Placeholder
+from agent.aws.secrets import Placeholders
+from agent.compile.attributes import merge_all
+from agent.compile.loader import Bundle
+from agent.compile.prepare import Options, prepare
 from agent.config import Config
+from agent.engine.backups import Backups
 from agent.errors import TrueupError
-from agent.loader import Bundle
-from agent.session import Options, prepare
-from agent.system import System
-
-
-class _NoBackups(Backups):
-    def __init__(self) -> None:
-        super().__init__("", 0)
+from agent.host.facts import Facts
+from agent.host.system import System
 
 
 class _WithAttributes(Bundle):
@@ -38,12 +37,8 @@ def validate_bundle(path: str, runlist: str = "", assignments: list[str] | None 
     ``attributes`` (e.g. an environment's Parameter Store tree, for ``trueup publish``)
     overlay the bundle's attributes file, as they will when the bundle runs.
     """
-    from agent.ec2facts import Placeholder
-    from agent.facts import Facts
-    from agent.secrets import Placeholders
-
     bundle = _WithAttributes(path, attributes, attributes_origin) if attributes else Bundle(path)
-    bundle.secrets = Placeholders()  # type: ignore[attr-defined]  # no AWS call: stand-ins
+    secrets = Placeholders()  # no AWS call: stand-ins
     names = bundle.names()
     if not names:
         raise TrueupError("no recipes found (expected <name>/recipe.yml)", bundle.root)
@@ -64,8 +59,13 @@ def validate_bundle(path: str, runlist: str = "", assignments: list[str] | None 
     for names_csv in checks:
         opts = Options(source=path, runlist=names_csv, assignments=list(assignments or []),
                        attributes_file=attributes_file, noop=True)
-        facts = Facts()
-        facts.provide("ec2", lambda f: Placeholder())
-        prepared = prepare(opts, cfg, bundle, System(), _NoBackups(), facts)
+        prepared = prepare(opts, cfg, bundle, System(), Backups("", 0),
+                           Facts(ec2=Placeholder()), secrets)
         resources = max(resources, len(prepared.catalog.nodes))
     return f"{len(names)} recipes, {len(checks)} run lists checked"
+
+
+def main(args: argparse.Namespace, cfg: Config) -> int:
+    checked = validate_bundle(args.path, args.runlist, args.assignments, args.attributes_file)
+    print(f"trueup validate: {args.path}: OK ({checked})")
+    return 0

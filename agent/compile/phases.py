@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from agent.compile.render import RenderError
 from agent.redact import REDACTOR
-from agent.render import RenderError
 
 PRIVATE_MODE = 0o600
 

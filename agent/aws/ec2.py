@@ -1,4 +1,4 @@
-"""``facts.ec2``: this instance's identity from IMDSv2, read the first time a recipe uses it.
+"""``facts.ec2``: this instance's identity from IMDSv2, read the first time a run uses it.
 
 In a recipe::
 
@@ -9,8 +9,11 @@ In a recipe::
 
 Keys: instance_id, instance_type, ami_id, region, availability_zone, account_id,
 private_ip, architecture, iam_role, instance_profile_arn, tags. Tags come from IMDS
-when the instance exposes them (``InstanceMetadataTags=enabled``), else from
-``ec2:DescribeTags``. Off EC2 a read fails fast with a message saying so.
+when the instance exposes them (``InstanceMetadataTags=enabled``), else from one
+``ec2:DescribeTags``. A run makes one :class:`InstanceFacts` and passes it to everything
+that needs the instance (the environment and role tags, the source, ``facts.ec2``), so
+IMDS and DescribeTags are asked at most once per run. Off EC2 a read fails fast with a
+message saying so.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from agent.render import RenderError
+from agent.errors import RenderError, TrueupError, Unreachable
 
 KEYS = ("instance_id", "instance_type", "ami_id", "region", "availability_zone", "account_id",
         "private_ip", "architecture", "iam_role", "instance_profile_arn", "tags")
@@ -43,15 +46,20 @@ class _Ec2Keys(Mapping[str, Any]):
         return len(KEYS)
 
 
-class Ec2Facts(_Ec2Keys):
-    """The instance facts as a lazy mapping (``facts.ec2.region`` or ``facts.ec2['region']``)."""
+class InstanceFacts(_Ec2Keys):
+    """The instance facts of one run, as a lazy mapping (``facts.ec2.region``).
+
+    The first read asks IMDS for everything (and DescribeTags once, when IMDS does not
+    expose tags); later reads, from any part of the run, use that answer.
+    """
 
     def __init__(self) -> None:
         self._data: dict[str, Any] | None = None
+        self._on_ec2: bool | None = None
 
     def _load(self) -> dict[str, Any]:
         if self._data is None:
-            from agent import imds
+            from agent.aws import imds
 
             try:
                 data = imds.ec2_facts()
@@ -67,6 +75,27 @@ class Ec2Facts(_Ec2Keys):
             raise KeyError(key)
         return self._load()[key]
 
+    def on_ec2(self) -> bool:
+        """Whether IMDS answers (one token request, remembered for the run)."""
+        if self._on_ec2 is None:
+            from agent.aws import imds
+
+            try:
+                imds.default_client().token()
+                self._on_ec2 = True
+            except imds.ImdsError:
+                self._on_ec2 = False
+        return self._on_ec2
+
+    def tag(self, name: str) -> str | None:
+        """The value of instance tag ``name``; None off EC2 or when the instance lacks it."""
+        if not self.on_ec2():
+            return None
+        try:
+            return self["tags"].get(name)
+        except Ec2Unavailable as exc:
+            raise TrueupError(f"cannot read the instance tag {name!r}: {exc}") from None
+
     def as_dict(self) -> dict[str, Any] | None:
         """Every fact, or None off EC2 (for ``trueup facts``)."""
         try:
@@ -76,30 +105,18 @@ class Ec2Facts(_Ec2Keys):
 
 
 def _describe_tags(instance_id: str) -> dict[str, str]:
-    from agent.errors import TrueupError
-    from agent.sources import SourceUnreachable, ssm
+    """The instance's tags from ``ec2:DescribeTags`` (when IMDS does not expose them)."""
+    from agent.aws.clients import client, pages
 
     try:
-        return ssm.describe_tags(instance_id)
-    except (TrueupError, SourceUnreachable) as exc:
+        ec2 = client("ec2")
+        return {tag["Key"]: tag.get("Value", "")
+                for page in pages(ec2.describe_tags, "ec2 DescribeTags",
+                                  Filters=[{"Name": "resource-id", "Values": [instance_id]}])
+                for tag in page.get("Tags", [])}
+    except (TrueupError, Unreachable) as exc:
         raise Ec2Unavailable(f"instance tags are not in IMDS (enable InstanceMetadataTags) and "
                              f"DescribeTags failed: {exc}") from None
-
-
-def tag(name: str) -> str | None:
-    """The value of instance tag ``name``; None off EC2 or when the instance lacks it."""
-    from agent import imds
-
-    try:
-        imds.default_client().token()
-    except imds.ImdsError:
-        return None
-    try:
-        return Ec2Facts()["tags"].get(name)
-    except Ec2Unavailable as exc:
-        from agent.errors import TrueupError
-
-        raise TrueupError(f"cannot read the instance tag {name!r}: {exc}") from None
 
 
 class Placeholder(_Ec2Keys):
@@ -109,6 +126,9 @@ class Placeholder(_Ec2Keys):
         if key not in KEYS:
             raise KeyError(key)
         return _AnyTag() if key == "tags" else f"(ec2 {key})"
+
+    def tag(self, name: str) -> str | None:
+        return None
 
 
 class _AnyTag(dict):

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.errors import TrueupError
+from agent.errors import RenderError, TrueupError, Unreachable
 from agent.redact import REDACTOR
-from agent.render import RenderError
 
 
 class SecretStore:
@@ -48,11 +47,11 @@ class SecretStore:
         if self.offline:
             raise RenderError(f"secret {name!r} cannot be read: this run is offline "
                               f"({self.offline}) and secrets are never cached on disk")
-        from agent.sources import SourceUnreachable, ssm
+        from agent.aws.params import get_secret
 
         try:
-            value = ssm.get_secret(name)
-        except SourceUnreachable as exc:
+            value = get_secret(name)
+        except Unreachable as exc:
             raise RenderError(f"secret {name!r} cannot be read: {exc}") from None
         except TrueupError as exc:
             raise RenderError(exc.message) from None

@@ -1,0 +1,140 @@
+"""trueup run and trueup plan: from source to report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+from agent.aws.ec2 import InstanceFacts
+from agent.compile.loader import Bundle
+from agent.compile.prepare import Options, prepare
+from agent.config import Config
+from agent.engine import report as reports
+from agent.engine.backups import Backups
+from agent.engine.lock import RunLock
+from agent.errors import TrueupError
+from agent.host.facts import Facts
+from agent.host.system import System
+from agent.model import CHANGED, FAILED
+
+EXIT_OK, EXIT_CANNOT_RUN, EXIT_CHANGES, EXIT_FAILURES, EXIT_LOCKED = 0, 1, 2, 4, 75
+
+
+def resolve_source(opts: Options, cfg: Config, instance: InstanceFacts) -> Bundle:
+    """The bundle named by --source/SRC, the configuration, or the trueup:env tag.
+
+    A folder, a .tar.gz, ``s3://bucket/key.tar.gz`` or ``ssm:/trueup/<env>`` (see
+    agent.sources); remote ones are verified, and fall back to the last verified
+    bundle when AWS cannot be reached.
+    """
+    from agent import sources
+
+    src = opts.source or cfg.source
+    if not src:
+        env = cfg.env or instance.tag("trueup:env") or ""
+        src = f"ssm:/trueup/{env}" if env else ""
+    if not src:
+        raise TrueupError("no source: give a bundle folder (trueup run ./recipes) or set "
+                          "source in /etc/trueup/config.toml or TRUEUP_SOURCE")
+    ctx = sources.FetchContext(cfg.state_dir, role=cfg.role, event=opts.event, instance=instance)
+    return sources.open_bundle(src, ctx, os.path.join(cfg.state_dir, "cache", "parsed"))
+
+
+def converge(opts: Options, cfg: Config, out: Any = None) -> int:
+    """trueup run / plan: the whole job. Returns the exit code."""
+    from agent import sources
+    from agent.engine.runner import Runner
+
+    out = out or sys.stdout
+    slept = _splay(opts.splay)
+    started = time.time()
+    run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime(started)) + "-" + os.urandom(4).hex()
+    meta: dict[str, Any] = {"run_id": run_id, "mode": "noop" if opts.noop else "run",
+                            "source": opts.source or cfg.source, "event": opts.event or None,
+                            "phase": opts.phase, "runlist": None}
+    if slept:
+        meta["splay_s"] = slept
+    console = reports.Console(out, cfg.color, show_diff=opts.diff or opts.noop, noop=opts.noop)
+    os.makedirs(cfg.state_dir, mode=0o700, exist_ok=True)
+    timeout = cfg.lock_timeout if opts.lock_timeout is None else opts.lock_timeout
+    system = System()
+    instance = InstanceFacts()  # one per run: IMDS and DescribeTags asked at most once
+    with RunLock(os.path.join(cfg.state_dir, "run.lock"), timeout):
+        bundle = None
+        try:
+            bundle = resolve_source(opts, cfg, instance)
+            notice = sources.offline_notice(bundle)
+            if notice:
+                print(notice, file=sys.stderr, flush=True)
+            prepared = prepare(opts, cfg, bundle, system,
+                               Backups(os.path.join(cfg.state_dir, "backup"), cfg.backups),
+                               Facts(ec2=instance), bundle.secrets)
+        except TrueupError as exc:
+            meta.update(sources.report_fields(bundle))
+            report = reports.build({**meta, "error": str(exc), "exit_code": 1}, [], started)
+            reports.store(cfg.state_dir, report, cfg.history)
+            raise
+        meta["runlist"] = prepared.runlist
+        meta["bundle"] = bundle.root
+        meta.update(sources.report_fields(bundle))
+        runner = Runner(prepared.catalog, system, noop=opts.noop,
+                        on_result=None if opts.json else console.result)
+        results = runner.run()
+        fact_reads = prepared.fact_host.reads
+        if fact_reads:  # pyinfra facts read from the host this run (once each, ideally)
+            meta["facts"] = {"reads": dict(fact_reads)}
+        report = reports.build(meta, results, started)
+        code = exit_code(report["totals"], opts.detailed_exitcodes)
+        report["exit_code"] = code
+        reports.store(cfg.state_dir, report, cfg.history)
+    if opts.json:
+        console.write(reports.dumps(report) + "\n")
+    else:
+        console.summary(report)
+    return code
+
+
+def _splay(limit: float) -> float:
+    """Sleep a random 0..limit seconds (spreads a fleet's boot-time calls); the time slept."""
+    if limit <= 0:
+        return 0.0
+    import random
+
+    slept = random.uniform(0, limit)  # noqa: S311 - spreading load, not cryptography
+    time.sleep(slept)
+    return round(slept, 3)
+
+
+def exit_code(totals: dict[str, int], detailed: bool) -> int:
+    """0 ok; 4 on failures; with --detailed-exitcodes 2 for changes and 6 for both."""
+    failed = totals[FAILED] > 0
+    changed = totals[CHANGED] > 0
+    if detailed:
+        return (EXIT_CHANGES if changed else 0) | (EXIT_FAILURES if failed else 0)
+    return EXIT_FAILURES if failed else EXIT_OK
+
+
+def main(args: argparse.Namespace, cfg: Config) -> int:
+    opts = _options(args, args.noop)
+    splay = cfg.splay if args.splay is None else args.splay
+    if splay < 0:
+        raise TrueupError(f"--splay must be 0 or more seconds, not {splay:g}")
+    opts.splay = 0.0 if args.noop else splay
+    return converge(opts, cfg)
+
+
+def plan_main(args: argparse.Namespace, cfg: Config) -> int:
+    return converge(_options(args, True), cfg)
+
+
+def _options(args: argparse.Namespace, noop: bool) -> Options:
+    if args.src and args.source and args.src != args.source:
+        raise TrueupError("give the source once: as SRC or as --source")
+    return Options(source=args.src or args.source or "", runlist=args.runlist,
+                   event=args.event or "", phase=args.phase, noop=noop,
+                   detailed_exitcodes=args.detailed_exitcodes, json=args.json,
+                   diff=getattr(args, "diff", False) or noop, assignments=args.assignments,
+                   attributes_file=args.attributes_file, lock_timeout=args.lock_timeout)
