@@ -34,3 +34,16 @@ def trueup(env: dict[str, str]) -> Callable:
         return run_cli(*args, env=extra, **kwargs)
 
     return call
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line that says how many tests were skipped and why (0 when none were)."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    detail = "; ".join(f"{count} x {why}" for why, count in sorted(reasons.items()))
+    total = sum(reasons.values())
+    terminalreporter.write_line(f"skipped: {total}" + (f" ({detail})" if detail else ""))

@@ -95,3 +95,29 @@ def test_unreachable_imds_is_bounded(trueup):
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["ec2"] is None
     assert time.monotonic() - start < 10
+
+
+def test_one_describe_tags_per_run_for_env_role_and_template(tmp_path, trueup, aws, imds):
+    """Tags only in DescribeTags; the env and role come from them, role run lists apply and a
+    recipe reads facts.ec2.tags: the run asks DescribeTags once (counted at the server)."""
+    ec2 = aws.client("ec2")
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    made = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, TagSpecifications=[
+        {"ResourceType": "instance", "Tags": [{"Key": "trueup:env", "Value": "tagged"},
+                                              {"Key": "trueup:role", "Value": "db"}]}])
+    imds.instance_id = made["Instances"][0]["InstanceId"]
+    imds.tags_enabled = False
+    ssm = aws.client("ssm")
+    recipe = (f"resources:\n  - file: {tmp_path}/role\n"
+              "    content: \"{{ facts.ec2.tags['trueup:role'] }} "
+              "{{ facts.ec2.tags['trueup:env'] }}\"\n")
+    for name, value in (("/trueup/tagged/recipes/r", recipe),
+                        ("/trueup/tagged/recipes/other", "resources: []\n"),
+                        ("/trueup/tagged/runlist", "other"),
+                        ("/trueup/tagged/roles/db/runlist", "r")):
+        ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+    aws.clear_requests()
+    out = trueup("run")  # no source: ssm:/trueup/<trueup:env tag>
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "role").read_text() == "db tagged"
+    assert aws.count("DescribeTags", service="ec2") == 1

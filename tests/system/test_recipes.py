@@ -2,9 +2,10 @@
 
 One host is booted (private network namespace: base sets net.core.somaxconn; packages come
 from the local apt repository), trueup is installed from the wheel, and the repository's
-recipes/ are copied in. The tests then run in order on that host, each leaving it converged
-for the next: convergence and the recipes' own testinfra checks, drift, notifications on a
-real service, a failing verify, failure isolation, and a no-op run over 50 packages.
+recipes/ are copied in. The first test gets a host of its own, fresh; the others share one
+host that the ``converged`` fixture converges before each of them, so no test depends on
+another having run first: drift, notifications on a real service, a failing verify, failure
+isolation, and a no-op run over 50 packages.
 """
 
 from __future__ import annotations
@@ -60,11 +61,10 @@ def _sha(host: BootedHost, path: str) -> str:
     return host.run(["sha256sum", path]).stdout.split()[0]
 
 
-@pytest.fixture(scope="module")
-def on_host(testhost_image: Path, local_repo: Path, trueup_wheel: Path,
-            request: pytest.FixtureRequest) -> Iterator[BootedHost]:
-    """A fresh host with trueup and the recipes; the first test converges it, the others
-    reuse it. Its journal and failed units are printed if any test of the module failed."""
+def _agent_host(testhost_image: Path, local_repo: Path, trueup_wheel: Path,
+                request: pytest.FixtureRequest) -> Iterator[BootedHost]:
+    """A fresh host with trueup and the recipes. Its journal and failed units are printed
+    if a test that used it failed."""
     failed_before = request.session.testsfailed
     host = start_agent_host(testhost_image, local_repo, trueup_wheel)
     try:
@@ -77,8 +77,30 @@ def on_host(testhost_image: Path, local_repo: Path, trueup_wheel: Path,
         host.stop()
 
 
-def test_base_and_web_converge_and_their_checks_pass(on_host: BootedHost) -> None:
-    host = on_host
+@pytest.fixture
+def fresh_host(testhost_image: Path, local_repo: Path, trueup_wheel: Path,
+               request: pytest.FixtureRequest) -> Iterator[BootedHost]:
+    """A host of its own, never converged."""
+    yield from _agent_host(testhost_image, local_repo, trueup_wheel, request)
+
+
+@pytest.fixture(scope="module")
+def on_host(testhost_image: Path, local_repo: Path, trueup_wheel: Path,
+            request: pytest.FixtureRequest) -> Iterator[BootedHost]:
+    """One host shared by the tests below (booting one per test would cost minutes)."""
+    yield from _agent_host(testhost_image, local_repo, trueup_wheel, request)
+
+
+@pytest.fixture
+def converged(on_host: BootedHost) -> BootedHost:
+    """The shared host, converged to base+web whatever the test before it left behind."""
+    run = trueup(on_host, "run", *RUN)
+    assert run.returncode in (0, 2) and run.report["totals"]["failed"] == 0, run
+    return on_host
+
+
+def test_base_and_web_converge_and_their_checks_pass(fresh_host: BootedHost) -> None:
+    host = fresh_host
     # The recipes' own checks fail on the fresh host: they really look at this host.
     before = run_recipe_checks(host, "base", "web")
     passed, failed = _passed_count(before.stdout)
@@ -145,8 +167,8 @@ def test_base_and_web_converge_and_their_checks_pass(on_host: BootedHost) -> Non
     assert again == converged, snapshot_diff(converged, again)
 
 
-def test_drift_is_planned_exactly_and_repaired(on_host: BootedHost) -> None:
-    host = on_host
+def test_drift_is_planned_exactly_and_repaired(converged: BootedHost) -> None:
+    host = converged
     # three drifts: nginx stopped, sshd_config edited, a base package removed
     host.run(["systemctl", "stop", "nginx"])
     host.run(["sed", "-i", "s/^PasswordAuthentication no$/PasswordAuthentication yes/",
@@ -196,8 +218,8 @@ def test_drift_is_planned_exactly_and_repaired(on_host: BootedHost) -> None:
     assert again.returncode == 0 and again.changed() == set(), again
 
 
-def test_delayed_notifications_restart_a_service_once_at_the_end(on_host: BootedHost) -> None:
-    host = on_host
+def test_delayed_notifications_restart_a_service_once_at_the_end(converged: BootedHost) -> None:
+    host = converged
     write_recipe(host, "notify_delayed", {
         "depends": ["web"],
         "resources": [
@@ -225,8 +247,8 @@ def test_delayed_notifications_restart_a_service_once_at_the_end(on_host: Booted
     assert is_active(host, "nginx.service")
 
 
-def test_immediate_notification_restarts_before_the_next_resource(on_host: BootedHost) -> None:
-    host = on_host
+def test_immediate_notification_restarts_before_the_next_resource(converged: BootedHost) -> None:
+    host = converged
     write_recipe(host, "notify_now", {
         "depends": ["web"],
         "resources": [
@@ -249,8 +271,8 @@ def test_immediate_notification_restarts_before_the_next_resource(on_host: Boote
 
 
 def test_template_failing_sshd_t_is_not_installed_and_sshd_not_restarted(
-        on_host: BootedHost) -> None:
-    host = on_host
+        converged: BootedHost) -> None:
+    host = converged
     before = _sha(host, SSHD_CONFIG)
     ssh_started = main_start(host, "ssh.service")
     cursor = journal_cursor(host)
@@ -279,8 +301,8 @@ def test_template_failing_sshd_t_is_not_installed_and_sshd_not_restarted(
 
 
 def test_stopped_sshd_with_an_edited_config_is_repaired_with_one_start(
-        on_host: BootedHost) -> None:
-    host = on_host
+        converged: BootedHost) -> None:
+    host = converged
     host.run(["systemctl", "stop", "ssh"])
     # systemd removed sshd's RuntimeDirectory, which `sshd -t` (the verify) needs
     assert host.run(["test", "-e", "/run/sshd"], check=False).returncode == 1
@@ -299,8 +321,8 @@ def test_stopped_sshd_with_an_edited_config_is_repaired_with_one_start(
     assert again.returncode == 0, again
 
 
-def test_changed_unit_file_is_reloaded_before_the_restart(on_host: BootedHost) -> None:
-    host = on_host
+def test_changed_unit_file_is_reloaded_before_the_restart(converged: BootedHost) -> None:
+    host = converged
     unit = "[Service]\nExecStart=/bin/sleep {{ attributes.demo.seconds }}\n" \
            "[Install]\nWantedBy=multi-user.target\n"
     write_recipe(host, "unitfile", {
@@ -332,8 +354,8 @@ def _main_cmdline(host: BootedHost, unit: str) -> str:
     return host.read_file(f"/proc/{pid}/cmdline").decode().replace("\0", " ").strip()
 
 
-def test_failure_isolation_on_a_real_host(on_host: BootedHost) -> None:
-    host = on_host
+def test_failure_isolation_on_a_real_host(converged: BootedHost) -> None:
+    host = converged
     missing = "trueup-no-such-package"
     write_recipe(host, "isolation", {
         "resources": [
@@ -377,8 +399,8 @@ def test_failure_isolation_on_a_real_host(on_host: BootedHost) -> None:
     assert "exit 6" in report
 
 
-def test_noop_run_of_50_packages_reads_the_package_fact_once(on_host: BootedHost) -> None:
-    host = on_host
+def test_noop_run_of_50_packages_reads_the_package_fact_once(converged: BootedHost) -> None:
+    host = converged
     installed = host.run(["dpkg-query", "-W", "-f", "${db:Status-Abbrev} ${Package}\n"]).stdout
     extra = ("hello", "jq")  # planned below as missing
     names = sorted(line.split()[1] for line in installed.splitlines()
