@@ -35,10 +35,13 @@ class Directory(Resource, kind="directory"):
         "recursive": f(bool, False, "with state absent: remove the contents too"),
     }
     EXAMPLES = [
-        {"directory": "{tmp}/a/b/c", "mode": "0750"},
+        {"directory": "{tmp}/a/b/c", "mode": "0750",
+         "_expect": {"a": {"type": "dir", "mode": "0755"}, "a/b": {"type": "dir", "mode": "0755"},
+                     "a/b/c": {"type": "dir", "mode": "0750"}}},
         {"directory": "{tmp}/old", "state": "absent", "recursive": True,
-         "_setup": {"old/x/y": "data\n"}},
-        {"directory": "{tmp}/chmod", "mode": "0700", "_setup": {"chmod/": None}},
+         "_setup": {"old/x/y": "data\n"}, "_expect": {"old": None}},
+        {"directory": "{tmp}/chmod", "mode": "0700", "_setup": {"chmod/": None},
+         "_expect": {"chmod": {"type": "dir", "mode": "0700"}}},
     ]
 
     def validate(self) -> None:

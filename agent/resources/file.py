@@ -48,11 +48,24 @@ class File(Resource, kind="file"):
         "verify": f(list, None, "argv that must accept the new content (%{path})"),
     }
     EXAMPLES = [
-        {"file": "{tmp}/motd", "content": "hello\n", "mode": "0640"},
-        {"file": "{tmp}/empty"},
-        {"file": "{tmp}/gone", "state": "absent", "_setup": {"gone": "old\n"}},
-        {"file": "{tmp}/replace", "content": "new\n", "_setup": {"replace": "old\n"}},
-        {"file": "{tmp}/checked", "content": "ok\n", "verify": ["grep", "-q", "ok", "%{path}"]},
+        {"file": "{tmp}/motd", "content": "hello\n", "mode": "0640",
+         "_expect": {"motd": {"content": "hello\n", "mode": "0640"}}},
+        {"file": "{tmp}/empty", "_expect": {"empty": {"content": "", "mode": "0644"}}},
+        {"file": "{tmp}/gone", "state": "absent", "_setup": {"gone": "old\n"},
+         "_expect": {"gone": None}},
+        {"file": "{tmp}/replace", "content": "new\n", "_setup": {"replace": "old\n"},
+         "_modes": {"replace": "0640"},
+         "_expect": {"replace": {"content": "new\n", "mode": "0640"}}},
+        {"file": "{tmp}/checked", "content": "ok\n", "verify": ["grep", "-q", "ok", "%{path}"],
+         "_expect": {"checked": "ok\n"}},
+        {"file": "{tmp}/private", "mode": "0600", "_setup": {"private": "key\n"},
+         "_modes": {"private": "0644"},
+         "_expect": {"private": {"content": "key\n", "mode": "0600"}}},
+        {"file": "{tmp}/interrupted", "content": "same\n", "mode": "0600",
+         "_setup": {"interrupted": "same\n", ".interrupted.trueup-new": "sa"},
+         "_modes": {"interrupted": "0644"},
+         "_expect": {"interrupted": {"content": "same\n", "mode": "0600"},
+                     ".interrupted.trueup-new": None}},
     ]
     ACTIONS = ()
 

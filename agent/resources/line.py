@@ -41,10 +41,13 @@ class Line(Resource, kind="line"):
     }
     EXAMPLES = [
         {"line": "{tmp}/conf", "text": "b = 2", "match": "^b\\s*=",
-         "_setup": {"conf": "a = 1\n# b = 0\nb = 1\nc = 3\nb = 9\n"}},
-        {"line": "{tmp}/new", "text": "only line", "create": True},
+         "_setup": {"conf": "a = 1\n# b = 0\nb = 1\nc = 3\nb = 9\n"},
+         "_expect": {"conf": "a = 1\n# b = 0\nb = 2\nc = 3\n"}},
+        {"line": "{tmp}/new", "text": "only line", "create": True,
+         "_expect": {"new": {"content": "only line\n", "mode": "0644"}}},
         {"line": "{tmp}/drop", "text": "gone", "state": "absent",
-         "_setup": {"drop": "keep\ngone\nkeep too\n"}},
+         "_setup": {"drop": "keep\ngone\nkeep too\n"},
+         "_expect": {"drop": "keep\nkeep too\n"}},
     ]
 
     def validate(self) -> None:
