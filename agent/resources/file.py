@@ -124,7 +124,8 @@ class File(Resource, kind="file"):
             changes.append(Change("leftover", temp_name(path), None))
         if st is None:
             diff = self._diff(b"", self.desired or b"") if self.ctx.diffs else None
-            changes.append(Change("state", "absent", "present", diff))
+            changes.append(Change("state", "absent", "present", diff,
+                                  payload=self.desired or b""))
             if self.mode is not None:
                 changes.append(Change("mode", None, f"{self.mode:04o}"))
             changes += owner_changes(self.spec, None)
@@ -133,7 +134,7 @@ class File(Resource, kind="file"):
             current = self._read_current()
             changes.append(Change("content", self._summary(current),
                                   self._summary(self.desired),
-                                  self._diff(current, self.desired)))
+                                  self._diff(current, self.desired), payload=self.desired))
         if self.mode is not None and stat.S_IMODE(st.st_mode) != self.mode:
             changes.append(Change("mode", f"{stat.S_IMODE(st.st_mode):04o}", f"{self.mode:04o}"))
         changes += owner_changes(self.spec, st)
@@ -191,6 +192,7 @@ class File(Resource, kind="file"):
             return
         uid, gid = lookup_uid(self.spec.get("owner")), lookup_gid(self.spec.get("group"))
         if "state" in fields or "content" in fields:
+            data = _planned_content(changes)
             mode = self.mode
             try:
                 st = os.lstat(self.name)
@@ -204,7 +206,7 @@ class File(Resource, kind="file"):
             elif mode is None:
                 mode = 0o644 if not self.sensitive else 0o600
             try:
-                sys.atomic_write(self.name, self.desired or b"", mode, uid, gid,
+                sys.atomic_write(self.name, data, mode, uid, gid,
                                  self._verify if self.spec.get("verify") else None,
                                  replacing=st is not None)
             except FileNotFoundError:
@@ -236,3 +238,12 @@ class File(Resource, kind="file"):
             return
         self.ctx.backups.save(self.name, data, None if keep is True else int(keep))
 
+
+def _planned_content(changes: list[Change]) -> bytes:
+    """The bytes check planned to write, carried by its state or content change."""
+    for change in changes:
+        if change.field in ("state", "content"):
+            if not isinstance(change.payload, bytes):
+                raise ResourceError(f"change {change.field!r} carries no content to write")
+            return change.payload
+    raise ResourceError("no state or content change to write")
