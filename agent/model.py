@@ -22,13 +22,16 @@ class Change:
     """One difference between the declared and the actual state.
 
     ``diff`` is a unified diff for content changes (``None`` when not applicable
-    or hidden because the resource is sensitive).
+    or hidden because the resource is sensitive). ``payload`` carries what
+    ``apply`` needs to make exactly this change (the new bytes of a file, say),
+    computed once by ``check``; it is never shown, compared or reported.
     """
 
     field: str
     before: Any
     after: Any
     diff: str | None = None
+    payload: Any = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"field": self.field, "before": self.before, "after": self.after}

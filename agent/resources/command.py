@@ -49,9 +49,9 @@ class Command(Resource, kind="command"):
     ACTIONS = ("run",)
     EXAMPLES = [
         {"command": "stamp", "run": ["/bin/sh", "-c", "echo done > {tmp}/stamp"],
-         "creates": "{tmp}/stamp"},
+         "creates": "{tmp}/stamp", "_expect": {"stamp": "done\n"}},
         {"command": "shell-stamp", "run": "echo ok > {tmp}/shell-stamp", "shell": True,
-         "creates": "{tmp}/shell-stamp"},
+         "creates": "{tmp}/shell-stamp", "_expect": {"shell-stamp": "ok\n"}},
     ]
 
     def validate(self) -> None:

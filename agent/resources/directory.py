@@ -14,6 +14,9 @@ from agent.resources import Resource, f, owner_changes, parse_mode
 class Directory(Resource, kind="directory"):
     """A directory, created with any missing parents (parents get mode 0755).
 
+    Check lists each missing parent as its own change (``parent``), outermost
+    first, and apply creates exactly those.
+
     Spec:
         directory (str): absolute path; the resource's name.
         owner, group (str): user and group names or numbers.
@@ -35,10 +38,13 @@ class Directory(Resource, kind="directory"):
         "recursive": f(bool, False, "with state absent: remove the contents too"),
     }
     EXAMPLES = [
-        {"directory": "{tmp}/a/b/c", "mode": "0750"},
+        {"directory": "{tmp}/a/b/c", "mode": "0750",
+         "_expect": {"a": {"type": "dir", "mode": "0755"}, "a/b": {"type": "dir", "mode": "0755"},
+                     "a/b/c": {"type": "dir", "mode": "0750"}}},
         {"directory": "{tmp}/old", "state": "absent", "recursive": True,
-         "_setup": {"old/x/y": "data\n"}},
-        {"directory": "{tmp}/chmod", "mode": "0700", "_setup": {"chmod/": None}},
+         "_setup": {"old/x/y": "data\n"}, "_expect": {"old": None}},
+        {"directory": "{tmp}/chmod", "mode": "0700", "_setup": {"chmod/": None},
+         "_expect": {"chmod": {"type": "dir", "mode": "0700"}}},
     ]
 
     def validate(self) -> None:
@@ -65,7 +71,8 @@ class Directory(Resource, kind="directory"):
                                     "it with its contents")
             return [Change("state", "present", "absent")]
         if st is None:
-            changes = [Change("state", "absent", "present")]
+            changes = [Change("parent", None, folder) for folder in self._missing_parents()]
+            changes.append(Change("state", "absent", "present"))
             if self.mode is not None:
                 changes.append(Change("mode", None, f"{self.mode:04o}"))
             return changes + owner_changes(self.spec, None)
@@ -73,6 +80,17 @@ class Directory(Resource, kind="directory"):
         if self.mode is not None and stat.S_IMODE(st.st_mode) != self.mode:
             changes.append(Change("mode", f"{stat.S_IMODE(st.st_mode):04o}", f"{self.mode:04o}"))
         return changes + owner_changes(self.spec, st)
+
+    def _missing_parents(self) -> list[str]:
+        """The folders above this one that do not exist yet, outermost first."""
+        missing = []
+        parent = os.path.dirname(os.path.normpath(self.name))
+        while not os.path.isdir(parent):
+            if os.path.lexists(parent):
+                raise ResourceError(f"{parent}, a parent of {self.name}, is not a directory")
+            missing.append(parent)
+            parent = os.path.dirname(parent)
+        return missing[::-1]
 
     def apply(self, changes: list[Change]) -> None:
         sys = self.ctx.system
@@ -82,13 +100,9 @@ class Directory(Resource, kind="directory"):
             return
         uid, gid = lookup_uid(self.spec.get("owner")), lookup_gid(self.spec.get("group"))
         if "state" in fields:
-            missing = []
-            parent = os.path.dirname(os.path.normpath(self.name))
-            while not os.path.isdir(parent):
-                missing.append(parent)
-                parent = os.path.dirname(parent)
-            for folder in reversed(missing):
-                sys.mkdir(folder, 0o755)
+            for change in changes:
+                if change.field == "parent":
+                    sys.mkdir(change.after, 0o755)
             sys.mkdir(self.name, 0o755 if self.mode is None else self.mode, uid, gid)
             return
         if "mode" in fields:

@@ -48,11 +48,24 @@ class File(Resource, kind="file"):
         "verify": f(list, None, "argv that must accept the new content (%{path})"),
     }
     EXAMPLES = [
-        {"file": "{tmp}/motd", "content": "hello\n", "mode": "0640"},
-        {"file": "{tmp}/empty"},
-        {"file": "{tmp}/gone", "state": "absent", "_setup": {"gone": "old\n"}},
-        {"file": "{tmp}/replace", "content": "new\n", "_setup": {"replace": "old\n"}},
-        {"file": "{tmp}/checked", "content": "ok\n", "verify": ["grep", "-q", "ok", "%{path}"]},
+        {"file": "{tmp}/motd", "content": "hello\n", "mode": "0640",
+         "_expect": {"motd": {"content": "hello\n", "mode": "0640"}}},
+        {"file": "{tmp}/empty", "_expect": {"empty": {"content": "", "mode": "0644"}}},
+        {"file": "{tmp}/gone", "state": "absent", "_setup": {"gone": "old\n"},
+         "_expect": {"gone": None}},
+        {"file": "{tmp}/replace", "content": "new\n", "_setup": {"replace": "old\n"},
+         "_modes": {"replace": "0640"},
+         "_expect": {"replace": {"content": "new\n", "mode": "0640"}}},
+        {"file": "{tmp}/checked", "content": "ok\n", "verify": ["grep", "-q", "ok", "%{path}"],
+         "_expect": {"checked": "ok\n"}},
+        {"file": "{tmp}/private", "mode": "0600", "_setup": {"private": "key\n"},
+         "_modes": {"private": "0644"},
+         "_expect": {"private": {"content": "key\n", "mode": "0600"}}},
+        {"file": "{tmp}/interrupted", "content": "same\n", "mode": "0600",
+         "_setup": {"interrupted": "same\n", ".interrupted.trueup-new": "sa"},
+         "_modes": {"interrupted": "0644"},
+         "_expect": {"interrupted": {"content": "same\n", "mode": "0600"},
+                     ".interrupted.trueup-new": None}},
     ]
     ACTIONS = ()
 
@@ -111,7 +124,8 @@ class File(Resource, kind="file"):
             changes.append(Change("leftover", temp_name(path), None))
         if st is None:
             diff = self._diff(b"", self.desired or b"") if self.ctx.diffs else None
-            changes.append(Change("state", "absent", "present", diff))
+            changes.append(Change("state", "absent", "present", diff,
+                                  payload=self.desired or b""))
             if self.mode is not None:
                 changes.append(Change("mode", None, f"{self.mode:04o}"))
             changes += owner_changes(self.spec, None)
@@ -120,7 +134,7 @@ class File(Resource, kind="file"):
             current = self._read_current()
             changes.append(Change("content", self._summary(current),
                                   self._summary(self.desired),
-                                  self._diff(current, self.desired)))
+                                  self._diff(current, self.desired), payload=self.desired))
         if self.mode is not None and stat.S_IMODE(st.st_mode) != self.mode:
             changes.append(Change("mode", f"{stat.S_IMODE(st.st_mode):04o}", f"{self.mode:04o}"))
         changes += owner_changes(self.spec, st)
@@ -178,6 +192,7 @@ class File(Resource, kind="file"):
             return
         uid, gid = lookup_uid(self.spec.get("owner")), lookup_gid(self.spec.get("group"))
         if "state" in fields or "content" in fields:
+            data = _planned_content(changes)
             mode = self.mode
             try:
                 st = os.lstat(self.name)
@@ -191,7 +206,7 @@ class File(Resource, kind="file"):
             elif mode is None:
                 mode = 0o644 if not self.sensitive else 0o600
             try:
-                sys.atomic_write(self.name, self.desired or b"", mode, uid, gid,
+                sys.atomic_write(self.name, data, mode, uid, gid,
                                  self._verify if self.spec.get("verify") else None,
                                  replacing=st is not None)
             except FileNotFoundError:
@@ -223,3 +238,12 @@ class File(Resource, kind="file"):
             return
         self.ctx.backups.save(self.name, data, None if keep is True else int(keep))
 
+
+def _planned_content(changes: list[Change]) -> bytes:
+    """The bytes check planned to write, carried by its state or content change."""
+    for change in changes:
+        if change.field in ("state", "content"):
+            if not isinstance(change.payload, bytes):
+                raise ResourceError(f"change {change.field!r} carries no content to write")
+            return change.payload
+    raise ResourceError("no state or content change to write")

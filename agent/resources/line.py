@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from agent.errors import ResourceError
 from agent.model import Change
@@ -14,15 +16,29 @@ from agent.resources import Resource, SpecError, f
 class Line(Resource, kind="line"):
     """A line in a file that trueup does not otherwise own.
 
-    With ``match``, the first line matching the regex is replaced by ``line``
-    (appended when none matches); every other matching line is removed, so the
-    setting appears once. Without ``match``, ``line`` is appended if missing. With
-    state absent, lines equal to ``line`` (or matching ``match``) are removed.
-    The file is rewritten atomically, keeping its mode and owner; a missing file
-    is an error unless ``create: true``.
+    With ``match``, the first line matching the regex (or equal to ``text``) is
+    replaced by ``text`` (appended when none matches); every other such line is
+    removed, so the setting appears once. Without ``match``, ``text`` is appended
+    if missing. With state absent, lines equal to ``text`` or matching ``match``
+    are removed.
+
+    Every other byte of the file is kept: each line keeps its own ending (CRLF
+    stays CRLF), a missing final newline stays missing, and form feeds or bytes
+    that are not UTF-8 are left as they are. Only b"\\n" ends a line; in a CRLF
+    file the "\\r" before it is not part of the line that ``text`` and ``match``
+    see. ``match`` reads the line as UTF-8 (undecodable bytes never match a
+    literal character). An appended line ends like the file's first line, and an
+    unterminated last line gets that ending first. The file is rewritten
+    atomically, keeping its mode and owner; a missing file is an error unless
+    ``create: true``.
+
+    The name is either the file's path (one managed line per file), or a label
+    with the file in ``path:``, so one file can hold many managed lines. The
+    identity is ``line:<name>``.
 
     Spec:
-        line (str): the file's path; the resource's name.
+        line (str): the file's absolute path, or a label when ``path`` is given.
+        path (str): the file's absolute path, when the name is a label.
         text (str): the line (without newline).
         match (str): a Python regex selecting the line to replace.
         create (bool): create the file (mode 0644) when it does not exist.
@@ -32,60 +48,80 @@ class Line(Resource, kind="line"):
         - line: /etc/ssh/sshd_config
           text: PasswordAuthentication no
           match: "^#?PasswordAuthentication\\\\b"
+
+        - line: sshd-root-login          # identity line:sshd-root-login
+          path: /etc/ssh/sshd_config
+          text: PermitRootLogin no
+          match: "^#?PermitRootLogin\\\\b"
+          notify: service:ssh reload
+
+        - line: no-telnet
+          path: /etc/inetd.conf
+          match: "^telnet\\\\b"
+          state: absent
     """
 
     FIELDS = {
+        "path": f(str, None, "the file, when the name is a label"),
         "text": f(str, None, "the line, without newline"),
         "match": f(str, None, "regex of the line to replace"),
         "create": f(bool, False, "create the file if missing"),
     }
     EXAMPLES = [
         {"line": "{tmp}/conf", "text": "b = 2", "match": "^b\\s*=",
-         "_setup": {"conf": "a = 1\n# b = 0\nb = 1\nc = 3\nb = 9\n"}},
-        {"line": "{tmp}/new", "text": "only line", "create": True},
+         "_setup": {"conf": "a = 1\n# b = 0\nb = 1\nc = 3\nb = 9\n"},
+         "_expect": {"conf": "a = 1\n# b = 0\nb = 2\nc = 3\n"}},
+        {"line": "{tmp}/new", "text": "only line", "create": True,
+         "_expect": {"new": {"content": "only line\n", "mode": "0644"}}},
         {"line": "{tmp}/drop", "text": "gone", "state": "absent",
-         "_setup": {"drop": "keep\ngone\nkeep too\n"}},
+         "_setup": {"drop": "keep\ngone\nkeep too\n"},
+         "_expect": {"drop": "keep\nkeep too\n"}},
+        {"line": "crlf-setting", "path": "{tmp}/win.ini", "text": "b=2", "match": "^b=",
+         "_setup": {"win.ini": b"a=1\x0cx\r\nb=1\r\nc=\xff3"},
+         "_expect": {"win.ini": b"a=1\x0cx\r\nb=2\r\nc=\xff3"}},
+        {"line": "appended-crlf", "path": "{tmp}/dos.txt", "text": "new",
+         "_setup": {"dos.txt": b"one\r\ntwo\x0bthree"},
+         "_expect": {"dos.txt": b"one\r\ntwo\x0bthree\r\nnew\r\n"}},
     ]
 
     def validate(self) -> None:
-        if not os.path.isabs(self.name):
-            raise ValueError(f"line path must be absolute, not {self.name!r}")
+        path = self.spec.get("path")
+        if path is None:
+            if not os.path.isabs(self.name):
+                raise ValueError(f"line path must be absolute, not {self.name!r} (or name the "
+                                 "line with a label and give the file in path:)")
+            path = self.name
+        elif not os.path.isabs(path):
+            raise SpecError("path", f"line path must be absolute, not {path!r}")
+        self.path: str = path
         text = self.spec.get("text")
         if self.state == "present" and text is None:
             raise SpecError("text", "line needs text: the line to ensure")
-        if text is not None and "\n" in text:
-            raise SpecError("text", "text is one line: it may not contain a newline")
+        if text is not None and ("\n" in text or "\r" in text):
+            raise SpecError("text", "text is one line: it may not contain a newline or \\r")
+        self.text: bytes | None = None if text is None else text.encode("utf-8",
+                                                                        "surrogateescape")
         pattern = self.spec.get("match")
+        if self.state == "absent" and text is None and not pattern:
+            raise SpecError("text", "line with state absent needs text or match")
         try:
             self.regex = re.compile(pattern) if pattern else None
         except re.error as exc:
             raise SpecError("match", f"match is not a valid regex: {exc}") from None
 
-    def _wanted(self, current: str) -> str:
-        text = self.spec.get("text")
-        lines = current.splitlines()
-        hits = [i for i, line in enumerate(lines)
-                if (self.regex.search(line) if self.regex else line == text)]
-        if self.state == "absent":
-            keep = [line for i, line in enumerate(lines) if i not in set(hits)]
-        elif hits:
-            first = hits[0]
-            keep = [text if i == first else line for i, line in enumerate(lines)
-                    if i == first or i not in set(hits)]
-        else:
-            keep = lines + [text]
-        if keep == lines:
-            return current
-        return "".join(line + "\n" for line in keep)
+    def _selects(self, body: bytes) -> bool:
+        if self.text is not None and body == self.text:
+            return True
+        return bool(self.regex and self.regex.search(body.decode("utf-8", "surrogateescape")))
 
-    def _current(self) -> str | None:
+    def _current(self) -> bytes | None:
         try:
-            with open(self.name, encoding="utf-8") as fh:
+            with open(self.path, "rb") as fh:
                 return fh.read()
         except FileNotFoundError:
             return None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ResourceError(f"cannot read {self.name}: {exc}") from None
+        except OSError as exc:
+            raise ResourceError(f"cannot read {self.path}: {exc.strerror}") from None
 
     def check(self) -> list[Change]:
         current = self._current()
@@ -93,26 +129,96 @@ class Line(Resource, kind="line"):
             if self.state == "absent":
                 return []
             if not self.spec.get("create"):
-                raise ResourceError(f"{self.name} does not exist (set create: true to create it)")
-            current = ""
-        wanted = self._wanted(current)
-        if wanted == current:
+                raise ResourceError(f"{self.path} does not exist (set create: true to create it)")
+        new, notes = edit(current or b"", self.text, self._selects, self.state == "absent")
+        if new == current:
             return []
-        import difflib
-
-        diff = "".join(difflib.unified_diff(current.splitlines(True), wanted.splitlines(True),
-                                            f"{self.name} (current)", f"{self.name} (declared)"))
-        return [Change("line", None, "removed" if self.state == "absent" else
-                       self.spec.get("text"), None if self.sensitive else diff)]
+        summary = ", ".join(notes) if current is not None else f"{notes[0]} to a new file"
+        diff = None if self.sensitive else _diff(current or b"", new, self.path)
+        return [Change("line", None, summary, diff, payload=Rewrite(current, new))]
 
     def apply(self, changes: list[Change]) -> None:
-        current = self._current()
-        try:
-            st = os.stat(self.name)
-            mode, uid, gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
-        except FileNotFoundError:
-            mode, uid, gid = 0o644, -1, -1
-        wanted = self._wanted(current or "")
-        if current is not None:
-            self.ctx.backups.save(self.name, current.encode())
-        self.ctx.system.atomic_write(self.name, wanted.encode(), mode, uid, gid)
+        for change in changes:
+            rewrite = change.payload
+            if not isinstance(rewrite, Rewrite):
+                raise ResourceError(f"change {change.field!r} carries no new content")
+            current = self._current()
+            if current != rewrite.before:
+                raise ResourceError(f"{self.path} changed since it was checked; not writing it")
+            try:
+                st = os.stat(self.path)
+                mode, uid, gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+            except FileNotFoundError:
+                mode, uid, gid = 0o644, -1, -1
+            if current is not None:
+                self.ctx.backups.save(self.path, current)
+            self.ctx.system.atomic_write(self.path, rewrite.after, mode, uid, gid,
+                                         replacing=current is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class Rewrite:
+    """A line change's payload: the file as check read it (None: missing) and as apply
+    writes it."""
+
+    before: bytes | None
+    after: bytes
+
+
+def split_lines(data: bytes) -> list[bytes]:
+    """``data`` cut after each b"\\n" and nowhere else; each line keeps its own ending."""
+    pieces = data.split(b"\n")
+    lines = [piece + b"\n" for piece in pieces[:-1]]
+    if pieces[-1]:
+        lines.append(pieces[-1])
+    return lines
+
+
+def edit(data: bytes, text: bytes | None, selects: Callable[[bytes], bool],
+         absent: bool) -> tuple[bytes, list[str]]:
+    """The file ``data`` with ``text`` ensured (or the selected lines removed), and what
+    changed ("line 3 replaced", "appended", "2 lines removed (4, 6)")."""
+    lines = split_lines(data)
+    eol = b"\r\n" if lines and lines[0].endswith(b"\r\n") else b"\n"
+    cut = [_cut(line, eol) for line in lines]
+    hits = [i for i, (body, _) in enumerate(cut) if selects(body)]
+    notes: list[str] = []
+    if absent:
+        drop = hits
+    elif hits:
+        first, drop = hits[0], hits[1:]
+        body, ending = cut[first]
+        if body != text:
+            lines[first] = (text or b"") + ending
+            notes.append(f"line {first + 1} replaced")
+    else:
+        drop = []
+        if lines and not lines[-1].endswith(b"\n"):
+            lines[-1] += eol
+        lines.append((text or b"") + eol)
+        notes.append("appended")
+    if drop:
+        numbers = ", ".join(str(i + 1) for i in drop)
+        notes.append(f"line {numbers} removed" if len(drop) == 1
+                     else f"{len(drop)} lines removed ({numbers})")
+    dropped = set(drop)
+    return b"".join(line for i, line in enumerate(lines) if i not in dropped), notes
+
+
+def _cut(line: bytes, eol: bytes) -> tuple[bytes, bytes]:
+    """A line → (what text and match see, its ending); a CRLF file's "\\r\\n" is one ending."""
+    if eol == b"\r\n" and line.endswith(b"\r\n"):
+        return line[:-2], b"\r\n"
+    if line.endswith(b"\n"):
+        return line[:-1], b"\n"
+    return line, b""
+
+
+def _diff(before: bytes, after: bytes, path: str) -> str:
+    import difflib
+
+    old = [line.decode("utf-8", "replace") for line in split_lines(before)]
+    new = [line.decode("utf-8", "replace") for line in split_lines(after)]
+    lines = difflib.unified_diff(old, new, f"{path} (current)", f"{path} (declared)")
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                   for line in lines)

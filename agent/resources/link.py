@@ -31,11 +31,16 @@ class Link(Resource, kind="link"):
         "hard": f(bool, False, "a hard link instead of a symbolic one"),
     }
     EXAMPLES = [
-        {"link": "{tmp}/latest", "to": "{tmp}/target", "_setup": {"target": "t\n"}},
-        {"link": "{tmp}/hard", "to": "{tmp}/target", "hard": True, "_setup": {"target": "t\n"}},
+        {"link": "{tmp}/latest", "to": "{tmp}/target", "_setup": {"target": "t\n"},
+         "_expect": {"latest": {"type": "link", "to": "{tmp}/target"}, "target": "t\n"}},
+        {"link": "{tmp}/hard", "to": "{tmp}/target", "hard": True, "_setup": {"target": "t\n"},
+         "_expect": {"hard": {"content": "t\n", "links": 2},
+                     "target": {"content": "t\n", "links": 2}}},
         {"link": "{tmp}/retarget", "to": "{tmp}/b", "_setup": {"b": "b\n"},
-         "_links": {"retarget": "{tmp}/a"}},
-        {"link": "{tmp}/gone", "state": "absent", "_links": {"gone": "{tmp}/x"}},
+         "_links": {"retarget": "{tmp}/a"},
+         "_expect": {"retarget": {"type": "link", "to": "{tmp}/b"}, "b": "b\n"}},
+        {"link": "{tmp}/gone", "state": "absent", "_links": {"gone": "{tmp}/x"},
+         "_expect": {"gone": None}},
     ]
 
     def validate(self) -> None:

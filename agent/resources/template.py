@@ -42,7 +42,8 @@ class Template(File, kind="template"):
     EXAMPLES = [
         {"template": "{tmp}/site.conf", "source": "site.conf.j2",
          "variables": {"port": 8080}, "mode": "0644",
-         "_templates": {"site.conf.j2": "listen {{ port }};\n"}},
+         "_templates": {"site.conf.j2": "listen {{ port }};\n"},
+         "_expect": {"site.conf": {"content": "listen 8080;\n", "mode": "0644"}}},
     ]
 
     def prepare(self) -> None:

@@ -1,14 +1,21 @@
-"""Every registered kind × each of its EXAMPLES: check → apply → check is empty; noop is inert.
+"""Every registered kind × each of its EXAMPLES: check → apply → check is empty; noop is inert;
+and the converged tree is the one the example expects.
 
-Example keys starting with '_' prepare the tree first: ``_setup`` {relative path: content,
-or None for a folder}, ``_links`` {relative path: link target}, ``_templates`` {name: text}.
-"{tmp}" in any string stands for the test's scratch folder.
+Example keys starting with '_' prepare the tree first: ``_setup`` {relative path: content
+(str or bytes), or None for a folder}, ``_links`` {relative path: link target}, ``_modes``
+{relative path: octal string}, ``_templates`` {name: text}. ``_expect`` is the whole tree after
+apply: {relative path: entry}, where an entry is None (absent), the content of a regular file
+(str or bytes), or a mapping of what to compare: ``type`` (file, the default, dir or link),
+``content``, ``mode`` (octal string), ``to`` (a link's target), ``links`` (hard link count).
+Every path in the tree must be listed. "{tmp}" in any string stands for the test's scratch
+folder.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +55,54 @@ def _setup(example: dict, tree: Path) -> None:
             path.mkdir(parents=True, exist_ok=True)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(content)
+            path.write_bytes(content if isinstance(content, bytes) else content.encode())
     for rel, target in example.get("_links", {}).items():
         (tree / rel).parent.mkdir(parents=True, exist_ok=True)
         os.symlink(target, tree / rel)
+    for rel, mode in example.get("_modes", {}).items():
+        os.chmod(tree / rel, int(mode, 8))
+
+
+def _tree(root: Path) -> dict[str, dict[str, Any]]:
+    """Every entry under root with its type, mode, and content, link target or link count."""
+    out: dict[str, dict[str, Any]] = {}
+    for folder, dirs, names in os.walk(root):
+        for name in dirs + names:
+            path = os.path.join(folder, name)
+            st = os.lstat(path)
+            entry: dict[str, Any] = {"mode": f"{stat.S_IMODE(st.st_mode):04o}"}
+            if stat.S_ISLNK(st.st_mode):
+                entry.update(type="link", to=os.readlink(path))
+            elif stat.S_ISDIR(st.st_mode):
+                entry["type"] = "dir"
+            else:
+                with open(path, "rb") as fh:
+                    entry.update(type="file", content=fh.read(), links=st.st_nlink)
+            out[os.path.relpath(path, root)] = entry
+    return out
+
+
+def _expected(expect: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``_expect`` in the shape of :func:`_tree`, keeping only the keys it names."""
+    out: dict[str, dict[str, Any]] = {}
+    for rel, want in expect.items():
+        if want is None:
+            continue
+        entry = dict(want) if isinstance(want, dict) else {"content": want}
+        entry.setdefault("type", "file")
+        if isinstance(entry.get("content"), str):
+            entry["content"] = entry["content"].encode()
+        out[os.path.normpath(rel)] = entry
+    return out
+
+
+def assert_tree(root: Path, expect: dict[str, Any]) -> None:
+    """The tree under root is exactly ``expect`` (see the module docstring)."""
+    expected = _expected(expect)
+    observed = _tree(root)
+    seen = {rel: {key: entry.get(key) for key in expected.get(rel, entry)}
+            for rel, entry in observed.items()}
+    assert seen == expected, "the converged tree is not the expected one"
 
 
 def _resource(example: dict, tmp_path: Path):
@@ -73,6 +124,7 @@ def test_example_converges(kind: str, index: int, tmp_path: Path) -> None:
     cls = KINDS[kind]
     assert cls.EXAMPLES, f"kind {kind} has no EXAMPLES"
     assert cls.__doc__ and "Example:" in cls.__doc__, f"{kind} docstring shows no recipe YAML"
+    assert "_expect" in cls.EXAMPLES[index], f"{kind} example {index} has no _expect"
     tree = tmp_path / "t"
     tree.mkdir()
     example = _fill(cls.EXAMPLES[index], str(tree))
@@ -87,6 +139,7 @@ def test_example_converges(kind: str, index: int, tmp_path: Path) -> None:
     assert snapshot(tree) == before, "noop changed the tree"
 
     res.apply(changes)
+    assert_tree(tree, example["_expect"])
     if res.converges:
         assert res.check() == [], "not converged after apply"
     converged = snapshot(tree)
