@@ -14,7 +14,7 @@ from typing import Any
 from agent.compile.loader import Recipe
 from agent.compile.render import Renderer, RenderError
 from agent.compile.yamlfile import LineDict
-from agent.errors import TrueupError
+from agent.errors import TrueupError, did_you_mean
 from agent.model import Location
 from agent.resources import COMMON_FIELDS, Context, Field, Resource, Spec, kind_class, load_all
 
@@ -54,17 +54,6 @@ class Catalog:
 
     nodes: list[Node]
     by_ident: dict[str, Node]
-
-
-def _suggest(word: str, options: list[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(word, options, n=3)
-    if not close:
-        return ""
-    # a transposed pair of letters ("flie") is the likelier typo
-    best = next((c for c in close if sorted(c) == sorted(word)), close[0])
-    return f" (did you mean {best!r}?)"
 
 
 def _check_type(key: str, value: Any, fld: Field) -> Any:
@@ -127,13 +116,13 @@ def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: R
     cls = kind_class(kind) if isinstance(kind, str) else None
     if cls is None:
         kinds = sorted(load_all())
-        raise TrueupError(f"unknown resource type {kind!r}{_suggest(str(kind), kinds)}; "
+        raise TrueupError(f"unknown resource type {kind!r}{did_you_mean(str(kind), kinds)}; "
                           f"types: {', '.join(kinds)} (the first key of a resource names "
                           "its type)", file, line)
     for key in item:
         if key != kind and key not in cls.SPEC_FIELDS:
             allowed = sorted(cls.SPEC_FIELDS)
-            raise TrueupError(f"unknown field {key!r} for {kind}{_suggest(str(key), allowed)}; "
+            raise TrueupError(f"unknown field {key!r} for {kind}{did_you_mean(str(key), allowed)}; "
                               f"allowed: {', '.join(allowed)}", file, item.lines[key])
     phase = item.get("phase") or recipe.phase or "any"
     if phase not in ("bake", "boot", "any"):
@@ -272,7 +261,7 @@ def _target(node: Node, ident: str, key: str, by_ident: dict[str, Node],
     found = by_ident.get(ident)
     if found is None and strict:
         raise TrueupError(f"{key} {ident!r} names no declared resource"
-                          f"{_suggest(ident, list(by_ident))}", node.loc.file, _line(node, key))
+                          f"{did_you_mean(ident, list(by_ident))}", node.loc.file, _line(node, key))
     return found
 
 
