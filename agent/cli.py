@@ -58,7 +58,11 @@ def parser() -> argparse.ArgumentParser:
     val.add_argument("--attributes", dest="attributes_file", default="", metavar="FILE")
     rep = sub.add_parser("report", help="the last run's report")
     rep.add_argument("--json", action="store_true")
-    sub.add_parser("kinds", help="resource types and their fields")
+    kinds = sub.add_parser("kinds", help="resource types and their fields")
+    kinds.add_argument("kind", nargs="?", default="", metavar="KIND",
+                       help="show this type only, with its description and example")
+    kinds.add_argument("--json", action="store_true",
+                       help="print fields, states, actions and example as JSON")
     sub.add_parser("facts", help="this host's facts as JSON")
     pub = sub.add_parser("publish", help="validate, pack and upload a bundle; move the pointer")
     pub.add_argument("path", nargs="?", default="", help="bundle folder")

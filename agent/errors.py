@@ -50,3 +50,15 @@ class Unreachable(Exception):
 
 class LockBusy(Exception):
     """Another run holds the lock."""
+
+
+def did_you_mean(word: str, options: list[str]) -> str:
+    """`` (did you mean 'file'?)`` for the option closest to ``word``, or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(word, options, n=3)
+    if not close:
+        return ""
+    # a transposed pair of letters ("flie") is the likelier typo
+    best = next((c for c in close if sorted(c) == sorted(word)), close[0])
+    return f" (did you mean {best!r}?)"

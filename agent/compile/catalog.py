@@ -14,9 +14,9 @@ from typing import Any
 from agent.compile.loader import Recipe
 from agent.compile.render import Renderer, RenderError
 from agent.compile.yamlfile import LineDict
-from agent.errors import TrueupError
+from agent.errors import TrueupError, did_you_mean
 from agent.model import Location
-from agent.resources import COMMON_FIELDS, Context, Field, Resource, kind_class, load_all
+from agent.resources import COMMON_FIELDS, Context, Field, Resource, Spec, kind_class, load_all
 
 PHASES = {"bake": ("bake", "any"), "boot": ("boot", "any"), "all": ("bake", "boot", "any")}
 
@@ -33,12 +33,12 @@ class Node:
     requires: list[str] = field(default_factory=list)
     notify: list[tuple[str, str]] = field(default_factory=list)
     subscribe: list[tuple[str, str]] = field(default_factory=list)
-    immediately: bool = False
+    immediately: bool = COMMON_FIELDS["immediately"].default
     only_if: list[str] | None = None
     not_if: list[str] | None = None
-    retries: int = 0
-    retry_delay: float = 1.0
-    ignore_failure: bool = False
+    retries: int = COMMON_FIELDS["retries"].default
+    retry_delay: float = COMMON_FIELDS["retry_delay"].default
+    ignore_failure: bool = COMMON_FIELDS["ignore_failure"].default
     # filled by order(): resources that must not run if this one fails
     dependents: list[Node] = field(default_factory=list)
     lines: dict[str, int] = field(default_factory=dict)  # line of each spec key
@@ -54,17 +54,6 @@ class Catalog:
 
     nodes: list[Node]
     by_ident: dict[str, Node]
-
-
-def _suggest(word: str, options: list[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(word, options, n=3)
-    if not close:
-        return ""
-    # a transposed pair of letters ("flie") is the likelier typo
-    best = next((c for c in close if sorted(c) == sorted(word)), close[0])
-    return f" (did you mean {best!r}?)"
 
 
 def _check_type(key: str, value: Any, fld: Field) -> Any:
@@ -127,13 +116,13 @@ def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: R
     cls = kind_class(kind) if isinstance(kind, str) else None
     if cls is None:
         kinds = sorted(load_all())
-        raise TrueupError(f"unknown resource type {kind!r}{_suggest(str(kind), kinds)}; "
+        raise TrueupError(f"unknown resource type {kind!r}{did_you_mean(str(kind), kinds)}; "
                           f"types: {', '.join(kinds)} (the first key of a resource names "
                           "its type)", file, line)
     for key in item:
-        if key != kind and key not in cls.FIELDS and key not in COMMON_FIELDS:
-            allowed = sorted(set(cls.FIELDS) | set(COMMON_FIELDS))
-            raise TrueupError(f"unknown field {key!r} for {kind}{_suggest(str(key), allowed)}; "
+        if key != kind and key not in cls.SPEC_FIELDS:
+            allowed = sorted(cls.SPEC_FIELDS)
+            raise TrueupError(f"unknown field {key!r} for {kind}{did_you_mean(str(key), allowed)}; "
                               f"allowed: {', '.join(allowed)}", file, item.lines[key])
     phase = item.get("phase") or recipe.phase or "any"
     if phase not in ("bake", "boot", "any"):
@@ -147,7 +136,7 @@ def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: R
         raw_name = str(raw_name)
     if not isinstance(raw_name, str) or not raw_name.strip():
         raise TrueupError(f"{kind} needs a name: '- {kind}: <name>'", file, line)
-    spec: dict[str, Any] = {}
+    given: dict[str, Any] = {}  # the recipe's values, rendered and typed
     boot = renderer.boot
     mark = boot.mark() if boot is not None else None
     try:
@@ -155,7 +144,7 @@ def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: R
         for key, value in item.items():
             if key == kind:
                 continue
-            fld = cls.FIELDS.get(key) or COMMON_FIELDS[key]
+            fld = cls.SPEC_FIELDS[key]
             try:
                 if isinstance(value, str) and (list in fld.types or dict in fld.types):
                     rendered = renderer.native(value)  # "{{ attributes.pkgs }}" → the list
@@ -166,25 +155,27 @@ def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: R
             if rendered is None:
                 continue
             try:
-                spec[key] = _check_type(key, rendered, fld)
+                given[key] = _check_type(key, rendered, fld)
             except ValueError as exc:
                 raise TrueupError(str(exc), file, item.lines[key]) from None
     except RenderError as exc:
         raise TrueupError(str(exc), file, line) from None
     for key, fld in cls.FIELDS.items():
-        if fld.required and key not in spec:
+        if fld.required and key not in given:
             raise TrueupError(f"{kind} {name!r} needs the field {key!r} ({fld.doc})", file, line)
-    state = spec.get("state")
+    state = given.get("state")
     if state is not None and state not in cls.STATES:
         raise TrueupError(f"state of {kind} must be one of {', '.join(cls.STATES)}, "
                           f"not {state!r}", file, item.lines.get("state", line))
 
-    res = cls(name, spec, ctx)
+    spec = cls.make_spec(given)
     try:
-        res.validate()
-        res.prepare()
+        res = _build(cls, name, spec, ctx)
         if boot is not None:
-            boot.settle(res, mark)
+            overrides = boot.settle(res, mark)
+            if overrides:  # it holds a secret: built again from the spec that says so
+                spec = spec.replace(**overrides)
+                res = _build(cls, name, spec, ctx)
     except RenderError as exc:
         raise TrueupError(str(exc), getattr(exc, "file", None) or file,
                           exc.line if getattr(exc, "file", None) else line) from None
@@ -192,26 +183,35 @@ def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: R
         key = getattr(exc, "field", None)
         raise TrueupError(str(exc), file, item.lines.get(key, line)) from None
 
-    node = Node(res=res, loc=Location(file, line), index=index, recipe=recipe.name,
-                phase=phase)
-    node.requires = [_ident(r, file, item.lines.get("requires", line))
-                     for r in _as_list(spec.get("requires"))]
-    node.notify = [_split_action(n) for n in _as_list(spec.get("notify"))]
-    node.subscribe = [_split_action(s) for s in _as_list(spec.get("subscribe"))]
-    node.immediately = bool(spec.get("immediately"))
+    guards: dict[str, list[str] | None] = {}
     for guard in ("only_if", "not_if"):
-        argv = spec.get(guard)
-        if argv is not None:
-            if not argv or not all(isinstance(a, (str, int, float)) for a in argv):
-                raise TrueupError(f"{guard} takes an argv list such as [test, -f, /etc/x]; "
-                                  "for a shell snippet write [/bin/sh, -c, '...']",
-                                  file, item.lines[guard])
-            setattr(node, guard, [str(a) for a in argv])
-    node.retries = max(0, int(spec.get("retries", 0)))
-    node.retry_delay = max(0.0, float(spec.get("retry_delay", 1)))
-    node.ignore_failure = bool(spec.get("ignore_failure"))
-    node.lines = item.lines
-    return node
+        argv = spec[guard]
+        if argv is not None and (not argv or not all(isinstance(a, (str, int, float))
+                                                     for a in argv)):
+            raise TrueupError(f"{guard} takes an argv list such as [test, -f, /etc/x]; "
+                              "for a shell snippet write [/bin/sh, -c, '...']",
+                              file, item.lines[guard])
+        guards[guard] = None if argv is None else [str(a) for a in argv]
+    return Node(res=res, loc=Location(file, line), index=index, recipe=recipe.name,
+                phase=phase,
+                requires=[_ident(r, file, item.lines.get("requires", line))
+                          for r in _as_list(spec["requires"])],
+                notify=[_split_action(n) for n in _as_list(spec["notify"])],
+                subscribe=[_split_action(s) for s in _as_list(spec["subscribe"])],
+                immediately=bool(spec["immediately"]),
+                only_if=guards["only_if"], not_if=guards["not_if"],
+                retries=max(0, int(spec["retries"])),
+                retry_delay=max(0.0, float(spec["retry_delay"])),
+                ignore_failure=bool(spec["ignore_failure"]),
+                lines=item.lines)
+
+
+def _build(cls: type[Resource], name: str, spec: Spec, ctx: Context) -> Resource:
+    """The resource of ``spec``, validated and prepared (sources read, templates rendered)."""
+    res = cls(name, spec, ctx)
+    res.validate()
+    res.prepare()
+    return res
 
 
 def _as_list(value: Any) -> list[str]:
@@ -261,7 +261,7 @@ def _target(node: Node, ident: str, key: str, by_ident: dict[str, Node],
     found = by_ident.get(ident)
     if found is None and strict:
         raise TrueupError(f"{key} {ident!r} names no declared resource"
-                          f"{_suggest(ident, list(by_ident))}", node.loc.file, _line(node, key))
+                          f"{did_you_mean(ident, list(by_ident))}", node.loc.file, _line(node, key))
     return found
 
 

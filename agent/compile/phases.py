@@ -66,19 +66,29 @@ class BootReads:
     def mark(self) -> tuple[int, int]:
         return self.secrets, self.instance
 
-    def settle(self, res: Any, mark: tuple[int, int]) -> None:
-        """After ``res`` is rendered: make it sensitive if a secret went into it."""
+    def settle(self, res: Any, mark: tuple[int, int]) -> dict[str, Any]:
+        """After ``res`` is rendered and prepared: the spec values a secret in it imposes.
+
+        ``{}`` when no secret went into it. Otherwise it becomes ``sensitive``; a
+        ``mode`` the recipe did not set becomes 0600, and a ``backup`` it did not set
+        becomes false (a backup would be one more copy of the secret), for kinds that
+        have those fields. The caller builds the resource again from the new spec: a
+        resource never changes its own.
+        """
         used = self.secrets > mark[0] or _holds_secret(res)
         if not used:
-            return
+            return {}
         if self.bake:
             raise BakeRefused("its values hold a secret (a SecureString attribute), which is "
                               "only known at boot, so it cannot be baked: give the resource "
                               "(or its recipe) phase: boot")
-        res.sensitive = True
-        if "mode" not in res.spec and getattr(res, "mode", 0) is None:
-            res.mode = PRIVATE_MODE
-        res.spec.setdefault("backup", False)  # a backup would be one more copy of the secret
+        spec = res.spec
+        overrides: dict[str, Any] = {"sensitive": True}
+        if "mode" in spec and not spec.given("mode"):
+            overrides["mode"] = f"{PRIVATE_MODE:04o}"
+        if "backup" in spec and not spec.given("backup"):
+            overrides["backup"] = False
+        return overrides
 
 
 def _holds_secret(res: Any) -> bool:
@@ -93,9 +103,9 @@ def _holds_secret(res: Any) -> bool:
 def _spec_holds(value: Any) -> bool:
     if isinstance(value, str):
         return REDACTOR.found_in(value)
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return any(_spec_holds(v) for v in value.values())
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return any(_spec_holds(v) for v in value)
     return False
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -55,6 +55,89 @@ COMMON_FIELDS: dict[str, Field] = {
 }
 
 
+class Spec(Mapping[str, Any]):
+    """A resource's rendered spec, frozen: every declared field, defaulted when not given.
+
+    ``spec["mode"]`` and ``spec.mode`` read a value; a field the recipe left out reads
+    its :class:`Field` default, so a kind never repeats a default. ``spec.given("mode")``
+    tells whether the recipe set it. Nothing can be assigned: a changed spec is a new
+    one, made by :meth:`replace`.
+
+    Example:
+        >>> spec = Spec({"mode": f(str), "backup": f(bool, True)}, {"mode": "0644"})
+        >>> spec.mode, spec["backup"], spec.given("backup")
+        ('0644', True, False)
+    """
+
+    __slots__ = ("_values", "_given")
+    _values: dict[str, Any]
+    _given: frozenset[str]
+
+    def __init__(self, fields: Mapping[str, Field], given: Mapping[str, Any] | None = None) -> None:
+        given = given or {}
+        unknown = [key for key in given if key not in fields]
+        if unknown:
+            raise ValueError(f"undeclared field(s) {', '.join(map(repr, unknown))}; "
+                             f"declared: {', '.join(fields)}")
+        values = {key: given[key] if key in given else _fresh(fld.default)
+                  for key, fld in fields.items()}
+        object.__setattr__(self, "_values", values)
+        object.__setattr__(self, "_given", frozenset(given))
+
+    def given(self, key: str) -> bool:
+        """Whether the recipe set ``key`` (rather than the spec holding its default)."""
+        return key in self._given
+
+    def replace(self, **values: Any) -> Spec:
+        """A new spec with ``values`` changed; which keys count as given stays the same."""
+        unknown = [key for key in values if key not in self._values]
+        if unknown:
+            raise KeyError(f"undeclared field(s) {', '.join(map(repr, unknown))}")
+        return _restore_spec({**self._values, **values}, self._given)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_"):  # not a field; also no recursion before _values is set
+            raise AttributeError(key)
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(f"spec has no field {key!r}") from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError(f"a spec is read-only (cannot set {key!r}); use replace()")
+
+    def __delattr__(self, key: str) -> None:
+        raise AttributeError(f"a spec is read-only (cannot delete {key!r})")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle go around __setattr__
+        return _restore_spec, (self._values, self._given)
+
+    def __repr__(self) -> str:
+        given = {k: v for k, v in self._values.items() if k in self._given}
+        return f"Spec({given!r})"
+
+
+def _restore_spec(values: dict[str, Any], given: frozenset[str]) -> Spec:
+    spec = object.__new__(Spec)
+    object.__setattr__(spec, "_values", values)
+    object.__setattr__(spec, "_given", given)
+    return spec
+
+
+def _fresh(default: Any) -> Any:
+    """A default as a spec value: a list or dict copied, so no spec shares the Field's."""
+    return default.copy() if isinstance(default, (list, dict)) else default
+
+
 class Context:
     """What a resource may need beyond its spec: its recipe's folders and the run's services.
 
@@ -96,6 +179,8 @@ class Resource:
 
     kind: ClassVar[str] = ""
     FIELDS: ClassVar[dict[str, Field]] = {}
+    # FIELDS then COMMON_FIELDS: every key a Spec of this kind has (set per subclass)
+    SPEC_FIELDS: ClassVar[dict[str, Field]] = COMMON_FIELDS
     EXAMPLES: ClassVar[list[dict[str, Any]]] = []
     STATES: ClassVar[tuple[str, ...]] = ("present", "absent")
     ACTIONS: ClassVar[tuple[str, ...]] = ()
@@ -107,30 +192,38 @@ class Resource:
 
     def __init_subclass__(cls, kind: str = "", **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        clash = set(cls.FIELDS) & set(COMMON_FIELDS)
+        if clash:
+            raise RuntimeError(f"{cls.__name__} redeclares common field(s) {sorted(clash)}")
+        cls.SPEC_FIELDS = {**cls.FIELDS, **COMMON_FIELDS}
         if kind:
             if kind in REGISTRY and REGISTRY[kind] is not cls:
                 raise RuntimeError(f"resource kind {kind!r} registered twice")
             cls.kind = kind
             REGISTRY[kind] = cls
 
-    def __init__(self, name: str, spec: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, name: str, spec: Spec | Mapping[str, Any], ctx: Context) -> None:
+        """``spec`` is the catalog's :class:`Spec`; a plain mapping (of given values) is
+        made into one. The resource never changes it. ``sensitive`` comes from it: the
+        recipe's flag, or the compiler's when a secret went into the resource."""
         self.name = name
-        self.spec = spec
+        self.spec = spec if isinstance(spec, Spec) else self.make_spec(spec)
         self.ctx = ctx
-        self.state: str = spec.get("state") or self.STATES[0]
-        self.sensitive: bool = bool(spec.get("sensitive"))
+        self.state: str = self.spec["state"] or self.STATES[0]
+        self.sensitive: bool = bool(self.spec["sensitive"])
+
+    @classmethod
+    def make_spec(cls, given: Mapping[str, Any]) -> Spec:
+        """A :class:`Spec` of this kind from the values a recipe gave (ValueError for others)."""
+        return Spec(cls.SPEC_FIELDS, given)
 
     @property
     def ident(self) -> str:
         return f"{self.kind}:{self.name}"
 
     def get(self, key: str) -> Any:
-        """The spec value of ``key``, or the field's default."""
-        value = self.spec.get(key)
-        if value is None:
-            fld = self.FIELDS.get(key) or COMMON_FIELDS.get(key)
-            return fld.default if fld else None
-        return value
+        """The spec value of ``key`` (its default when not given); None if undeclared."""
+        return self.spec.get(key)
 
     def validate(self) -> None:
         """Check the rendered spec; raise ValueError with what is wrong and what is allowed."""
@@ -154,7 +247,7 @@ class Resource:
         return self.IDEMPOTENT
 
 
-def owner_changes(spec: dict[str, Any], st: Any) -> list[Change]:
+def owner_changes(spec: Mapping[str, Any], st: Any) -> list[Change]:
     """Changes for the ``owner``/``group`` of ``spec`` against a stat result (None: absent)."""
     from agent.host.system import lookup_gid, lookup_uid
 

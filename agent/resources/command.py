@@ -42,7 +42,7 @@ class Command(Resource, kind="command"):
         "environment": f(dict, None, "extra environment variables"),
         "user": f((str, int), None, "run as this user"),
         "timeout": f((int, float), None, "seconds before it is killed"),
-        "returns": f((list, int), None, "exit codes meaning success (default [0])"),
+        "returns": f((list, int), [0], "exit codes meaning success"),
         "refresh_only": f(bool, False, "run only when notified"),
     }
     STATES = ("present",)
@@ -71,7 +71,7 @@ class Command(Resource, kind="command"):
         creates = self.spec.get("creates")
         if creates is not None and not os.path.isabs(creates):
             raise SpecError("creates", f"creates must be an absolute path, not {creates!r}")
-        returns = self.spec.get("returns", [0])
+        returns = self.spec["returns"]
         self.returns = {int(r) for r in (returns if isinstance(returns, list) else [returns])}
 
     @property

@@ -41,6 +41,7 @@ class Cron(File, kind="cron"):
         "run": f(str, None, "command line, run by /bin/sh"),
         "user": f(str, "root", "run as this user"),
         "environment": f(dict, None, "environment lines, e.g. {MAILTO: ''}"),
+        "backup": File.FIELDS["backup"],
     }
     SYSTEM = True
     EXAMPLES = [{"cron": "trueup-example", "schedule": "*/5 * * * *", "run": "/bin/true"}]
@@ -72,7 +73,7 @@ class Cron(File, kind="cron"):
                             "(minute hour day month weekday) or @daily, @reboot …")
         if not run or "\n" in run:
             raise SpecError("run", "cron needs run: one command line")
-        if not re.match(r"^[a-z_][a-z0-9_.-]*$", self.spec.get("user", "root")):
+        if not re.match(r"^[a-z_][a-z0-9_.-]*$", self.spec["user"]):
             raise SpecError("user", f"bad user name {self.spec.get('user')!r}")
 
     def prepare(self) -> None:
@@ -82,7 +83,7 @@ class Cron(File, kind="cron"):
         for key, value in (self.spec.get("environment") or {}).items():
             lines.append(f"{key}={value}")
         lines.append(f"{' '.join(self.spec['schedule'].split())} "
-                     f"{self.spec.get('user', 'root')} {self.spec['run']}")
+                     f"{self.spec['user']} {self.spec['run']}")
         self.desired = ("\n".join(lines) + "\n").encode()
 
     def check(self) -> list[Change]:

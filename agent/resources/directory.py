@@ -52,7 +52,7 @@ class Directory(Resource, kind="directory"):
             raise ValueError(f"directory path must be absolute, not {self.name!r}")
         if os.path.normpath(self.name) == "/" and self.state == "absent":
             raise ValueError("refusing to remove /")
-        self.mode = parse_mode(self.spec["mode"]) if "mode" in self.spec else None
+        self.mode = parse_mode(self.spec["mode"]) if self.spec["mode"] is not None else None
 
     def check(self) -> list[Change]:
         try:

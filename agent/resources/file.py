@@ -76,7 +76,7 @@ class File(Resource, kind="file"):
             raise ValueError(f"{self.kind} path must be absolute, not {self.name!r}")
         if self.spec.get("content") is not None and self.spec.get("source") is not None:
             raise ValueError("give content or source, not both")
-        self.mode = parse_mode(self.spec["mode"]) if "mode" in self.spec else None
+        self.mode = parse_mode(self.spec["mode"]) if self.spec["mode"] is not None else None
 
     def prepare(self) -> None:
         content = self.spec.get("content")
@@ -228,7 +228,7 @@ class File(Resource, kind="file"):
                                 f"(exit {done.returncode}){detail}; {self.name} left unchanged")
 
     def _backup(self) -> None:
-        keep = self.spec.get("backup", True)
+        keep = self.spec["backup"]
         if keep is False:
             return
         try:
