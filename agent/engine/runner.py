@@ -80,29 +80,11 @@ class Runner:
             if not self._guards_pass(node):
                 result.status = GUARDED
                 return result
-            changes = res.check()
-            if not changes:
-                return result
-            result.changes = changes
-            result.status = CHANGED
-            if self.noop:
-                return result
-            for attempt in range(node.retries + 1):
-                result.attempts = attempt + 1
-                try:
-                    res.apply(changes)
-                    left = res.check() if res.converges else []
-                    if left:
-                        fields = ", ".join(c.field for c in left)
-                        raise ResourceError(f"not converged after apply: {fields} still differ")
-                    break
-                except (ResourceError, OSError):
-                    if attempt == node.retries:
-                        raise
-                    self.sleep(node.retry_delay)
-                    changes = res.check()
-                    if not changes:
-                        break
+            result.changes = res.check()
+            if result.changes:
+                result.status = CHANGED
+                if not self.noop:
+                    self._apply(node, result)
         except (ResourceError, OSError) as exc:
             self._fail(node, result, _describe(exc))
         except Exception as exc:  # a bug in a kind must not stop the other resources
@@ -110,6 +92,39 @@ class Runner:
         finally:
             result.duration = time.perf_counter() - start
         return result
+
+    def _apply(self, node: Node, result: Result) -> None:
+        """Apply the plan in ``result.changes``, with retries; then check it took.
+
+        A failed attempt is followed by a fresh ``check``: the next attempt applies that
+        new plan, and ``result.changes`` ends as the plan of the attempt that succeeded
+        (a failed attempt may have done part of the work, or something else may have).
+        When that check finds nothing left, the plan of the failed attempt stays.
+        """
+        res = node.res
+        for attempt in range(1, node.retries + 2):
+            result.attempts = attempt
+            try:
+                res.apply(result.changes)
+                self._verify(node)
+                return
+            except (ResourceError, OSError):
+                if attempt > node.retries:
+                    raise
+            self.sleep(node.retry_delay)
+            again = res.check()
+            if not again:
+                return
+            result.changes = again
+
+    def _verify(self, node: Node) -> None:
+        """Paired execution: after apply, check must find nothing left to do."""
+        if not node.res.converges:
+            return
+        left = node.res.check()
+        if left:
+            fields = ", ".join(c.field for c in left)
+            raise ResourceError(f"not converged after apply: {fields} still differ")
 
     def _fail(self, node: Node, result: Result, message: str) -> None:
         result.status = IGNORED if node.ignore_failure else FAILED
