@@ -70,11 +70,14 @@ class Console:
 
 
 def _change_text(change: Any) -> str:
+    if HIDDEN in (change.before, change.after):
+        return ("content (sensitive, diff hidden)" if change.field == "content"
+                else f"{change.field} (sensitive)")
     if change.field in ("content", "state", "run") or change.before is None:
         if change.field == "state":
             return "created" if change.after in ("present", "running") else f"-> {change.after}"
         if change.field == "content":
-            return "content (sensitive, diff hidden)" if change.after == HIDDEN else "content"
+            return "content"
         return f"{change.field} {change.after}" if change.after is not None else change.field
     return f"{change.field} {change.before} -> {change.after}"
 

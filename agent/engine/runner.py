@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 from agent.compile.catalog import Catalog, Node
+from agent.engine.sensitive import shown_changes, shown_error
 from agent.errors import ResourceError
 from agent.host.system import System
 from agent.model import (
@@ -28,7 +29,11 @@ from agent.model import (
 
 
 class Runner:
-    """Converges one catalog; ``on_result`` sees each result as it is decided."""
+    """Converges one catalog; ``on_result`` sees each result as it is decided.
+
+    Every change and error of a sensitive resource is masked here (engine.sensitive),
+    once for all kinds, before ``on_result`` or the report sees it.
+    """
 
     def __init__(self, catalog: Catalog, system: System, noop: bool = False,
                  on_result: Callable[[Result], None] | None = None,
@@ -91,6 +96,7 @@ class Runner:
             self._fail(node, result, f"internal error: {type(exc).__name__}: {exc}")
         finally:
             result.duration = time.perf_counter() - start
+            result.changes = shown_changes(res, result.changes)
         return result
 
     def _apply(self, node: Node, result: Result) -> None:
@@ -126,9 +132,10 @@ class Runner:
             fields = ", ".join(c.field for c in left)
             raise ResourceError(f"not converged after apply: {fields} still differ")
 
-    def _fail(self, node: Node, result: Result, message: str) -> None:
+    def _fail(self, node: Node, result: Result, message: str, prefix: str = "") -> None:
+        """Mark ``result`` failed (or ignored); a sensitive resource's message is cut short."""
         result.status = IGNORED if node.ignore_failure else FAILED
-        result.error = message
+        result.error = prefix + shown_error(node.res, message, result.changes)
 
     def _guards_pass(self, node: Node) -> bool:
         for argv, want_ok in ((node.only_if, True), (node.not_if, False)):
@@ -163,6 +170,7 @@ class Runner:
             return
         if result is None:
             result = Result(ident, location=str(target.loc))
+        # engine text naming identities only (shown everywhere anyway): not masked
         change = Change(action, None, f"triggered by {', '.join(sources)}")
         result.changes.append(change)
         result.notified.extend(s for s in sources if s not in result.notified)
@@ -173,9 +181,10 @@ class Runner:
                 if target.res.refresh(action) is False:
                     change.after = f"not needed: started by this run ({change.after})"
             except (ResourceError, OSError) as exc:
-                self._fail(target, result, f"{action} failed: {_describe(exc)}")
+                self._fail(target, result, _describe(exc), f"{action} failed: ")
             except Exception as exc:
-                self._fail(target, result, f"{action} failed: internal error: {exc}")
+                self._fail(target, result, f"internal error: {type(exc).__name__}: {exc}",
+                           f"{action} failed: ")
             result.duration += time.perf_counter() - start
         self.results[ident] = result
         # the console shows just this notification, not the resource's earlier changes again

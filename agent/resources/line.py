@@ -103,7 +103,7 @@ class Line(Resource, kind="line"):
         diff = "".join(difflib.unified_diff(current.splitlines(True), wanted.splitlines(True),
                                             f"{self.name} (current)", f"{self.name} (declared)"))
         return [Change("line", None, "removed" if self.state == "absent" else
-                       self.spec.get("text"), None if self.sensitive else diff)]
+                       self.spec.get("text"), diff)]
 
     def apply(self, changes: list[Change]) -> None:
         current = self._current()
