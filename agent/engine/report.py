@@ -56,15 +56,17 @@ class Console:
                 if change.diff:
                     self.write(_indent(change.diff))
 
-    def summary(self, report: dict[str, Any]) -> None:
+    def summary(self, report: dict[str, Any], label: str | None = None) -> None:
+        """The totals line; ``label`` replaces "trueup <mode>" at its start."""
         t = report["totals"]
         verb = "would change" if self.noop else "changed"
         parts = [f"{t[CHANGED]} {verb}", f"{t[FAILED]} failed"]
         for status in (SKIPPED, IGNORED, GUARDED):
             if t[status]:
                 parts.append(f"{t[status]} {status}")
-        text = (f"trueup {report['mode']}: {', '.join(parts)}, {t[UNCHANGED]} unchanged "
-                f"({t['total']} resources) in {report['duration_s']:.2f}s")
+        text = (f"{label or 'trueup ' + report['mode']}: {', '.join(parts)}, "
+                f"{t[UNCHANGED]} unchanged ({t['total']} resources) in "
+                f"{report['duration_s']:.2f}s")
         code = COLOURS[FAILED] if t[FAILED] else (COLOURS[CHANGED] if t[CHANGED] else "32")
         self.write(self.paint(text, code) + "\n")
 
