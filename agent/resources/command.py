@@ -52,6 +52,10 @@ class Command(Resource, kind="command"):
         {"command": "shell-stamp", "run": "echo ok > {tmp}/shell-stamp", "shell": True,
          "creates": "{tmp}/shell-stamp"},
     ]
+    # fails and prints its secret argument: the error must not show it
+    SENSITIVE_EXAMPLE = {"command": "login", "sensitive": True,
+                         "run": ["/bin/sh", "-c", 'echo "token $0 refused" >&2; exit 3',
+                                 "{canary}"]}
 
     def validate(self) -> None:
         run = self.spec["run"]

@@ -40,6 +40,8 @@ class Directory(Resource, kind="directory"):
          "_setup": {"old/x/y": "data\n"}},
         {"directory": "{tmp}/chmod", "mode": "0700", "_setup": {"chmod/": None}},
     ]
+    SENSITIVE_EXAMPLE = {"directory": "{tmp}/private", "owner": "{canary}", "mode": "0700",
+                         "sensitive": True}
 
     def validate(self) -> None:
         if not os.path.isabs(self.name):

@@ -53,6 +53,8 @@ class File(Resource, kind="file"):
         {"file": "{tmp}/replace", "content": "new\n", "_setup": {"replace": "old\n"}},
         {"file": "{tmp}/checked", "content": "ok\n", "verify": ["grep", "-q", "ok", "%{path}"]},
     ]
+    SENSITIVE_EXAMPLE = {"file": "{tmp}/secret.conf", "content": "password={canary}\n",
+                         "sensitive": True, "_setup": {"secret.conf": "password=old\n"}}
     ACTIONS = ()
 
     desired: bytes | None = None

@@ -46,6 +46,9 @@ class Line(Resource, kind="line"):
         {"line": "{tmp}/drop", "text": "gone", "state": "absent",
          "_setup": {"drop": "keep\ngone\nkeep too\n"}},
     ]
+    SENSITIVE_EXAMPLE = {"line": "{tmp}/app.ini", "text": "token = {canary}",
+                         "match": "^token\\s*=", "sensitive": True,
+                         "_setup": {"app.ini": "a = 1\ntoken = old\n"}}
 
     def validate(self) -> None:
         if not os.path.isabs(self.name):

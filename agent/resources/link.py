@@ -37,6 +37,8 @@ class Link(Resource, kind="link"):
          "_links": {"retarget": "{tmp}/a"}},
         {"link": "{tmp}/gone", "state": "absent", "_links": {"gone": "{tmp}/x"}},
     ]
+    SENSITIVE_EXAMPLE = {"link": "{tmp}/current", "to": "{tmp}/release-{canary}",
+                         "sensitive": True}
 
     def validate(self) -> None:
         if not os.path.isabs(self.name):

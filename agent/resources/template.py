@@ -44,6 +44,10 @@ class Template(File, kind="template"):
          "variables": {"port": 8080}, "mode": "0644",
          "_templates": {"site.conf.j2": "listen {{ port }};\n"}},
     ]
+    SENSITIVE_EXAMPLE = {"template": "{tmp}/db.conf", "source": "db.conf.j2",
+                         "variables": {"password": "{canary}"}, "sensitive": True,
+                         "_templates": {"db.conf.j2": "password={{ password }}\n"},
+                         "_setup": {"db.conf": "password=old\n"}}
 
     def prepare(self) -> None:
         if self.state == "absent":
