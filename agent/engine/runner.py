@@ -37,12 +37,14 @@ class Runner:
 
     def __init__(self, catalog: Catalog, system: System, noop: bool = False,
                  on_result: Callable[[Result], None] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 progress: Callable[[str, str], None] | None = None) -> None:
         self.catalog = catalog
         self.system = system
         self.noop = noop
         self.on_result = on_result or (lambda r: None)
         self.sleep = sleep
+        self.progress = progress  # (ident, step) as each step starts; None: nobody watches
         self.results: dict[str, Result] = {}
         self.blocked: dict[str, str] = {}          # ident → why it is skipped
         self.queued: dict[tuple[str, str], list[str]] = {}  # delayed notifications
@@ -82,6 +84,7 @@ class Runner:
         result = Result(node.ident, location=str(node.loc))
         start = time.perf_counter()
         try:
+            self._step(node, "checking")
             if not self._guards_pass(node):
                 result.status = GUARDED
                 return result
@@ -111,6 +114,7 @@ class Runner:
         for attempt in range(1, node.retries + 2):
             result.attempts = attempt
             try:
+                self._step(node, "applying" if attempt == 1 else f"applying (attempt {attempt})")
                 res.apply(result.changes)
                 self._verify(node)
                 return
@@ -118,6 +122,7 @@ class Runner:
                 if attempt > node.retries:
                     raise
             self.sleep(node.retry_delay)
+            self._step(node, "checking again")
             again = res.check()
             if not again:
                 return
@@ -127,10 +132,15 @@ class Runner:
         """Paired execution: after apply, check must find nothing left to do."""
         if not node.res.converges:
             return
+        self._step(node, "verifying")
         left = node.res.check()
         if left:
             fields = ", ".join(c.field for c in left)
             raise ResourceError(f"not converged after apply: {fields} still differ")
+
+    def _step(self, node: Node, what: str) -> None:
+        if self.progress is not None:
+            self.progress(node.ident, what)
 
     def _fail(self, node: Node, result: Result, message: str, prefix: str = "") -> None:
         """Mark ``result`` failed (or ignored); a sensitive resource's message is cut short."""
@@ -177,6 +187,7 @@ class Runner:
         result.status = CHANGED
         if not self.noop:
             start = time.perf_counter()
+            self._step(target, f"{action} (notified)")
             try:
                 if target.res.refresh(action) is False:
                     change.after = f"not needed: started by this run ({change.after})"
