@@ -39,6 +39,11 @@ class Change:
             out["diff"] = self.diff
         return out
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Change:
+        """The change :meth:`as_dict` described (as read back from a stored report)."""
+        return cls(data["field"], data.get("before"), data.get("after"), data.get("diff"))
+
 
 # Result statuses
 UNCHANGED = "unchanged"
@@ -79,3 +84,11 @@ class Result:
         if self.attempts > 1:
             out["attempts"] = self.attempts
         return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Result:
+        """The result :meth:`as_dict` described (as read back from a stored report)."""
+        return cls(data["resource"], data.get("status", UNCHANGED),
+                   [Change.from_dict(c) for c in data.get("changes", [])], data.get("error"),
+                   data.get("duration_ms", 0.0) / 1000, data.get("declared_at", ""),
+                   list(data.get("notified", [])), data.get("attempts", 1))

@@ -66,3 +66,43 @@ def snapshot(root: Path) -> dict[str, tuple]:
             out[os.path.relpath(path, root)] = (st.st_mode, st.st_uid, st.st_gid, st.st_ino,
                                                 st.st_mtime_ns, st.st_ctime_ns, extra)
     return out
+
+
+def fill(value: object, **words: str) -> object:
+    """``value`` with "{word}" replaced in every string, e.g. fill(spec, tmp="/t")."""
+    if isinstance(value, str):
+        for word, text in words.items():
+            value = value.replace("{" + word + "}", text)
+        return value
+    if isinstance(value, list):
+        return [fill(v, **words) for v in value]
+    if isinstance(value, dict):
+        return {k: fill(v, **words) for k, v in value.items()}
+    return value
+
+
+def example_bundle(example: dict, tree: Path, bundle: Path) -> Path:
+    """A one-recipe bundle ("r") declaring ``example``; its "_" keys prepare the tree first.
+
+    ``_setup`` {relative path: content, or None for a folder}, ``_links`` {relative path:
+    link target} under ``tree``; ``_templates`` {name: text} in the recipe's templates/.
+    """
+    import json
+
+    for rel, content in example.get("_setup", {}).items():
+        path = tree / rel
+        if content is None:
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+    for rel, target in example.get("_links", {}).items():
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(target, tree / rel)
+    (bundle / "r" / "templates").mkdir(parents=True)
+    for name, text in example.get("_templates", {}).items():
+        (bundle / "r" / "templates" / name).write_text(text)
+    spec = {k: v for k, v in example.items() if not k.startswith("_")}
+    (bundle / "r" / "recipe.yml").write_text(json.dumps({"resources": [spec]}))
+    (bundle / "runlist").write_text("r\n")
+    return bundle

@@ -135,6 +135,33 @@ def test_retries_until_success(tmp_path, trueup):
     assert rep["status"] == "changed" and rep["attempts"] == 3
 
 
+def test_a_retry_replans_and_reports_what_it_applied(tmp_path, trueup):
+    conf = tmp_path / "app.conf"
+    conf.write_text("old\n")
+    conf.chmod(0o644)
+    once = tmp_path / "verified-once"
+    # the first verify refuses the content and, meanwhile, something else fixes the mode
+    bundle = make(tmp_path, f"""
+  - file: {conf}
+    content: "new\\n"
+    mode: "0600"
+    verify: [/bin/sh, -c, 'test -e "$1" && exit 0; touch "$1"; chmod 600 "$2"; exit 1',
+             verify, "{once}", "{conf}"]
+    retries: 2
+    retry_delay: 0
+""")
+    plan = trueup("plan", str(bundle))
+    assert "content, mode 0644 -> 0600" in plan.stdout  # the first plan: two changes
+    out = trueup("run", str(bundle), "--detailed-exitcodes")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert conf.read_text() == "new\n" and conf.stat().st_mode & 0o777 == 0o600
+    line = next(x for x in out.stdout.splitlines() if str(conf) in x)
+    assert line.endswith(f"{conf}  content")  # the re-planned change, not the first plan
+    (rep,) = report_of(trueup)["resources"]
+    assert rep["attempts"] == 2
+    assert [c["field"] for c in rep["changes"]] == ["content"]
+
+
 def test_failure_skips_dependents_and_the_rest_converges(tmp_path, trueup):
     bundle = make(tmp_path, f"""
   - command: broken

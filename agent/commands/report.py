@@ -1,13 +1,15 @@
-"""trueup report: the last run, as the run itself showed it, or as JSON."""
+"""trueup report: the last run, printed by the same Console as the run itself, or as JSON."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import sys
+from typing import Any
 
 from agent.config import Config
 from agent.engine import report as reports
 from agent.errors import TrueupError
+from agent.model import Result
 
 
 def main(args: argparse.Namespace, cfg: Config) -> int:
@@ -15,17 +17,24 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
     if last is None:
         raise TrueupError("no run recorded yet", cfg.state_dir)
     if args.json:
-        print(json.dumps(last, indent=2))
+        sys.stdout.write(reports.dumps(last) + "\n")
         return 0
-    print(f"run {last['run_id']} ({last['mode']}) started {last['started']}, "
-          f"{last['duration_s']:.2f}s, exit {last.get('exit_code')}")
-    if last.get("error"):
-        print(f"error: {last['error']}")
-    for res in last.get("resources", []):
-        if res["status"] not in ("unchanged", "guarded"):
-            detail = res.get("error") or ", ".join(c["field"] for c in res.get("changes", []))
-            print(f"  {res['status']:<12} {res['resource']}  {detail}")
-    t = last.get("totals", {})
-    if t:
-        print("totals: " + ", ".join(f"{k} {v}" for k, v in t.items()))
+    show(last, reports.Console(sys.stdout, cfg.color, noop=last.get("mode") == "noop"))
     return 0
+
+
+def show(last: dict[str, Any], console: reports.Console) -> None:
+    """A stored report as the run printed it: a heading, one line per resource, totals."""
+    console.write(_heading(last))
+    for res in last.get("resources", []):
+        console.result(Result.from_dict(res))
+    if "totals" in last and "duration_s" in last:
+        console.summary(last, label="totals")
+
+
+def _heading(last: dict[str, Any]) -> str:
+    text = (f"run {last.get('run_id', '?')} ({last.get('mode', '?')}) started "
+            f"{last.get('started', '?')}, exit {last.get('exit_code')}\n")
+    if last.get("error"):
+        text += f"error: {last['error']}\n"
+    return text

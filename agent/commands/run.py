@@ -80,9 +80,14 @@ def converge(opts: Options, cfg: Config, out: Any = None) -> int:
         meta["runlist"] = prepared.runlist
         meta["bundle"] = bundle.root
         meta.update(sources.report_fields(bundle))
+        live = console.live is not None and not opts.json
         runner = Runner(prepared.catalog, system, noop=opts.noop,
-                        on_result=None if opts.json else console.result)
-        results = runner.run()
+                        on_result=None if opts.json else console.result,
+                        progress=console.progress if live else None)
+        try:
+            results = runner.run()
+        finally:
+            console.close()
         fact_reads = prepared.fact_host.reads
         if fact_reads:  # pyinfra facts read from the host this run (once each, ideally)
             meta["facts"] = {"reads": dict(fact_reads)}

@@ -114,7 +114,7 @@ def parse_runlist(text: str) -> list[str]:
 
 def parse_recipe(name: str, folder: str, file: str, cache_dir: str | None = None) -> Recipe:
     """Read and shape-check one recipe.yml (parsed once, then from ``cache_dir``)."""
-    data = yamlfile.load(file, cache_dir)
+    data = yamlfile.load(file, cache_dir, storable=_nothing_sensitive)
     recipe = Recipe(name=name, dir=folder, file=file)
     if data is None:
         return recipe
@@ -157,6 +157,15 @@ def parse_recipe(name: str, folder: str, file: str, cache_dir: str | None = None
                 raise TrueupError(f"phase must be bake, boot or any, not {value!r}", file, line)
             recipe.phase = value
     return recipe
+
+
+def _nothing_sensitive(data: Any) -> bool:
+    """Whether a parsed recipe declares no resource with ``sensitive`` set (or templated)."""
+    resources = data.get("resources") if isinstance(data, dict) else None
+    if not isinstance(resources, list):
+        return True
+    return not any(isinstance(item, dict) and item.get("sensitive") not in (None, False)
+                   for item in resources)
 
 
 def expand_runlist(bundle: Bundle, names: list[str], origin: str) -> list[Recipe]:

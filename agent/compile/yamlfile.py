@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable
 from typing import Any
 
 from agent.errors import TrueupError
@@ -39,11 +41,15 @@ def read_text(path: str) -> str:
         raise TrueupError(f"cannot read file: {exc.strerror}", path) from None
 
 
-def load(path: str, cache_dir: str | None = None) -> Any:
+def load(path: str, cache_dir: str | None = None,
+         storable: Callable[[Any], bool] | None = None) -> Any:
     """Parse the YAML (or JSON, a subset) file at ``path`` into LineDict/LineList/scalars.
 
     With ``cache_dir``, the parsed value is kept there and reused while the file's
     inode, size, mtime and ctime stay the same (an edit always changes the ctime).
+    A value for which ``storable`` says False is never written there (and an older
+    entry for the file is removed): the cache must not become a copy of what a recipe
+    marks as sensitive.
     """
     if cache_dir is None:
         return parse(path, read_text(path))
@@ -65,6 +71,10 @@ def load(path: str, cache_dir: str | None = None) -> Any:
     except Exception:  # noqa: S110 - a missing or damaged cache entry is just a miss
         pass
     value = parse(path, read_text(path))
+    if storable is not None and not storable(value):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(cached)
+        return value
     try:
         os.makedirs(cache_dir, mode=0o700, exist_ok=True)
         tmp = f"{cached}.{os.getpid()}"

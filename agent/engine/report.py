@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
+import threading
 import time
 from collections import Counter
 from typing import Any, TextIO
@@ -25,23 +27,47 @@ def totals(results: list[Result]) -> dict[str, int]:
 
 
 class Console:
-    """One line per changed, failed or skipped resource; a summary line at the end."""
+    """One line per changed, failed or skipped resource; a summary line at the end.
+
+    On a terminal, a resource that takes more than a second also gets a live line
+    (:class:`LiveLine`) while it works; elsewhere nothing but the lines above is written.
+    """
 
     def __init__(self, stream: TextIO = sys.stdout, colour: str = "auto",
                  show_diff: bool = False, noop: bool = False) -> None:
         self.stream = stream
-        self.colour = colour == "always" or (colour == "auto" and stream.isatty()
+        tty = stream.isatty()
+        self.colour = colour == "always" or (colour == "auto" and tty
                                               and os.environ.get("NO_COLOR") is None)
         self.show_diff = show_diff
         self.noop = noop
+        self.live = LiveLine(stream) if tty else None
 
     def paint(self, text: str, code: str | None) -> str:
         return f"\033[{code}m{text}\033[0m" if self.colour and code else text
 
     def write(self, text: str) -> None:
-        self.stream.write(REDACTOR.scrub(text) if REDACTOR else text)
+        text = REDACTOR.scrub(text) if REDACTOR else text
+        if self.live is None:
+            self.stream.write(text)
+            return
+        with self.live.lock:
+            self.live.erase()
+            self.stream.write(text)
+
+    def progress(self, ident: str, step: str) -> None:
+        """The runner started ``step`` ("applying" …) of ``ident``: shown live after a second."""
+        if self.live is not None:
+            self.live.step(ident, step)
+
+    def close(self) -> None:
+        """Stop and erase the live line, if there is one."""
+        if self.live is not None:
+            self.live.close()
 
     def result(self, result: Result) -> None:
+        if self.live is not None:
+            self.live.finished(result.ident)
         if result.status in (UNCHANGED, GUARDED):
             return
         label = "would change" if self.noop and result.status == CHANGED else result.status
@@ -56,25 +82,106 @@ class Console:
                 if change.diff:
                     self.write(_indent(change.diff))
 
-    def summary(self, report: dict[str, Any]) -> None:
+    def summary(self, report: dict[str, Any], label: str | None = None) -> None:
+        """The totals line; ``label`` replaces "trueup <mode>" at its start."""
+        self.close()
         t = report["totals"]
         verb = "would change" if self.noop else "changed"
         parts = [f"{t[CHANGED]} {verb}", f"{t[FAILED]} failed"]
         for status in (SKIPPED, IGNORED, GUARDED):
             if t[status]:
                 parts.append(f"{t[status]} {status}")
-        text = (f"trueup {report['mode']}: {', '.join(parts)}, {t[UNCHANGED]} unchanged "
-                f"({t['total']} resources) in {report['duration_s']:.2f}s")
+        text = (f"{label or 'trueup ' + report['mode']}: {', '.join(parts)}, "
+                f"{t[UNCHANGED]} unchanged ({t['total']} resources) in "
+                f"{report['duration_s']:.2f}s")
         code = COLOURS[FAILED] if t[FAILED] else (COLOURS[CHANGED] if t[CHANGED] else "32")
         self.write(self.paint(text, code) + "\n")
 
 
+class LiveLine:
+    """The terminal line that shows what a slow resource is doing, and for how long.
+
+    The runner reports each step (:meth:`step`); a small thread, started with the first
+    step, redraws "applying file:/x (3s)" every fraction of a second once the resource
+    has taken more than ``DELAY`` seconds, and the line is erased before anything else
+    is written. Only a Console on a terminal makes one.
+    """
+
+    DELAY = 1.0
+    PERIOD = 0.25
+    ERASE = "\r\033[K"
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.lock = threading.Lock()
+        self.shown = False
+        self._drawn = ""
+        self._ident = ""
+        self._step = ""
+        self._since = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def step(self, ident: str, step: str) -> None:
+        with self.lock:
+            if ident != self._ident:
+                self._ident, self._since = ident, time.monotonic()
+            self._step = step
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="trueup-live", daemon=True)
+            self._thread.start()
+
+    def finished(self, ident: str) -> None:
+        """``ident`` is done: its line goes away."""
+        with self.lock:
+            if ident == self._ident:
+                self._ident = ""
+            self.erase()
+
+    def erase(self) -> None:
+        """Erase the line if it is on screen (call with ``lock`` held)."""
+        if self.shown:
+            self.stream.write(self.ERASE)
+            self.stream.flush()
+            self.shown = False
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        with self.lock:
+            self._ident = ""
+            self.erase()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.PERIOD):
+            with self.lock:
+                self._draw()
+
+    def _draw(self) -> None:
+        elapsed = time.monotonic() - self._since
+        if not self._ident or elapsed < self.DELAY:
+            return
+        width = max(20, shutil.get_terminal_size().columns - 1)  # a wrapped line stays put
+        text = f"{self._step} {self._ident} ({elapsed:.0f}s)"
+        text = (REDACTOR.scrub(text) if REDACTOR else text)[:width]
+        if self.shown and text == self._drawn:
+            return
+        self.stream.write(self.ERASE + text)
+        self.stream.flush()
+        self.shown, self._drawn = True, text
+
+
 def _change_text(change: Any) -> str:
+    if HIDDEN in (change.before, change.after):
+        return ("content (sensitive, diff hidden)" if change.field == "content"
+                else f"{change.field} (sensitive)")
     if change.field in ("content", "state", "run") or change.before is None:
         if change.field == "state":
             return "created" if change.after in ("present", "running") else f"-> {change.after}"
         if change.field == "content":
-            return "content (sensitive, diff hidden)" if change.after == HIDDEN else "content"
+            return "content"
         return f"{change.field} {change.after}" if change.after is not None else change.field
     return f"{change.field} {change.before} -> {change.after}"
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 from agent.compile.catalog import Catalog, Node
+from agent.engine.sensitive import shown_changes, shown_error
 from agent.errors import ResourceError
 from agent.host.system import System
 from agent.model import (
@@ -28,16 +29,22 @@ from agent.model import (
 
 
 class Runner:
-    """Converges one catalog; ``on_result`` sees each result as it is decided."""
+    """Converges one catalog; ``on_result`` sees each result as it is decided.
+
+    Every change and error of a sensitive resource is masked here (engine.sensitive),
+    once for all kinds, before ``on_result`` or the report sees it.
+    """
 
     def __init__(self, catalog: Catalog, system: System, noop: bool = False,
                  on_result: Callable[[Result], None] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 progress: Callable[[str, str], None] | None = None) -> None:
         self.catalog = catalog
         self.system = system
         self.noop = noop
         self.on_result = on_result or (lambda r: None)
         self.sleep = sleep
+        self.progress = progress  # (ident, step) as each step starts; None: nobody watches
         self.results: dict[str, Result] = {}
         self.blocked: dict[str, str] = {}          # ident → why it is skipped
         self.queued: dict[tuple[str, str], list[str]] = {}  # delayed notifications
@@ -77,43 +84,68 @@ class Runner:
         result = Result(node.ident, location=str(node.loc))
         start = time.perf_counter()
         try:
+            self._step(node, "checking")
             if not self._guards_pass(node):
                 result.status = GUARDED
                 return result
-            changes = res.check()
-            if not changes:
-                return result
-            result.changes = changes
-            result.status = CHANGED
-            if self.noop:
-                return result
-            for attempt in range(node.retries + 1):
-                result.attempts = attempt + 1
-                try:
-                    res.apply(changes)
-                    left = res.check() if res.converges else []
-                    if left:
-                        fields = ", ".join(c.field for c in left)
-                        raise ResourceError(f"not converged after apply: {fields} still differ")
-                    break
-                except (ResourceError, OSError):
-                    if attempt == node.retries:
-                        raise
-                    self.sleep(node.retry_delay)
-                    changes = res.check()
-                    if not changes:
-                        break
+            result.changes = res.check()
+            if result.changes:
+                result.status = CHANGED
+                if not self.noop:
+                    self._apply(node, result)
         except (ResourceError, OSError) as exc:
             self._fail(node, result, _describe(exc))
         except Exception as exc:  # a bug in a kind must not stop the other resources
             self._fail(node, result, f"internal error: {type(exc).__name__}: {exc}")
         finally:
             result.duration = time.perf_counter() - start
+            result.changes = shown_changes(res, result.changes)
         return result
 
-    def _fail(self, node: Node, result: Result, message: str) -> None:
+    def _apply(self, node: Node, result: Result) -> None:
+        """Apply the plan in ``result.changes``, with retries; then check it took.
+
+        A failed attempt is followed by a fresh ``check``: the next attempt applies that
+        new plan, and ``result.changes`` ends as the plan of the attempt that succeeded
+        (a failed attempt may have done part of the work, or something else may have).
+        When that check finds nothing left, the plan of the failed attempt stays.
+        """
+        res = node.res
+        for attempt in range(1, node.retries + 2):
+            result.attempts = attempt
+            try:
+                self._step(node, "applying" if attempt == 1 else f"applying (attempt {attempt})")
+                res.apply(result.changes)
+                self._verify(node)
+                return
+            except (ResourceError, OSError):
+                if attempt > node.retries:
+                    raise
+            self.sleep(node.retry_delay)
+            self._step(node, "checking again")
+            again = res.check()
+            if not again:
+                return
+            result.changes = again
+
+    def _verify(self, node: Node) -> None:
+        """Paired execution: after apply, check must find nothing left to do."""
+        if not node.res.converges:
+            return
+        self._step(node, "verifying")
+        left = node.res.check()
+        if left:
+            fields = ", ".join(c.field for c in left)
+            raise ResourceError(f"not converged after apply: {fields} still differ")
+
+    def _step(self, node: Node, what: str) -> None:
+        if self.progress is not None:
+            self.progress(node.ident, what)
+
+    def _fail(self, node: Node, result: Result, message: str, prefix: str = "") -> None:
+        """Mark ``result`` failed (or ignored); a sensitive resource's message is cut short."""
         result.status = IGNORED if node.ignore_failure else FAILED
-        result.error = message
+        result.error = prefix + shown_error(node.res, message, result.changes)
 
     def _guards_pass(self, node: Node) -> bool:
         for argv, want_ok in ((node.only_if, True), (node.not_if, False)):
@@ -148,19 +180,22 @@ class Runner:
             return
         if result is None:
             result = Result(ident, location=str(target.loc))
+        # engine text naming identities only (shown everywhere anyway): not masked
         change = Change(action, None, f"triggered by {', '.join(sources)}")
         result.changes.append(change)
         result.notified.extend(s for s in sources if s not in result.notified)
         result.status = CHANGED
         if not self.noop:
             start = time.perf_counter()
+            self._step(target, f"{action} (notified)")
             try:
                 if target.res.refresh(action) is False:
                     change.after = f"not needed: started by this run ({change.after})"
             except (ResourceError, OSError) as exc:
-                self._fail(target, result, f"{action} failed: {_describe(exc)}")
+                self._fail(target, result, _describe(exc), f"{action} failed: ")
             except Exception as exc:
-                self._fail(target, result, f"{action} failed: internal error: {exc}")
+                self._fail(target, result, f"internal error: {type(exc).__name__}: {exc}",
+                           f"{action} failed: ")
             result.duration += time.perf_counter() - start
         self.results[ident] = result
         # the console shows just this notification, not the resource's earlier changes again

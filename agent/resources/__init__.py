@@ -169,8 +169,9 @@ class Resource:
     """Base class of every kind.
 
     A kind declares ``FIELDS`` (its own spec keys), ``EXAMPLES`` (specs the
-    conformance test converges), ``STATES`` (values ``state`` may take) and
-    ``ACTIONS`` (what notifications may ask of it). It implements:
+    conformance test converges), ``SENSITIVE_EXAMPLE`` (a spec whose values must
+    never be shown), ``STATES`` (values ``state`` may take) and ``ACTIONS`` (what
+    notifications may ask of it). It implements:
 
     - ``validate()``: pure checks of the rendered spec, raising ``ValueError``;
     - ``check() -> list[Change]``: read-only, ``[]`` means converged;
@@ -182,6 +183,9 @@ class Resource:
     # FIELDS then COMMON_FIELDS: every key a Spec of this kind has (set per subclass)
     SPEC_FIELDS: ClassVar[dict[str, Field]] = COMMON_FIELDS
     EXAMPLES: ClassVar[list[dict[str, Any]]] = []
+    # an example with ``sensitive: true`` and "{canary}" in each value the kind shows
+    # (tests/test_sensitive.py checks the canary appears in no output, report or file)
+    SENSITIVE_EXAMPLE: ClassVar[dict[str, Any]] = {}
     STATES: ClassVar[tuple[str, ...]] = ("present", "absent")
     ACTIONS: ClassVar[tuple[str, ...]] = ()
     # False for kinds that act every time they are asked (a command without guard)

@@ -6,7 +6,6 @@ import os
 
 from agent.errors import ResourceError
 from agent.model import Change
-from agent.redact import HIDDEN
 from agent.resources import STRLIST, Resource, SpecError, f
 
 
@@ -53,6 +52,10 @@ class Command(Resource, kind="command"):
         {"command": "shell-stamp", "run": "echo ok > {tmp}/shell-stamp", "shell": True,
          "creates": "{tmp}/shell-stamp", "_expect": {"shell-stamp": "ok\n"}},
     ]
+    # fails and prints its secret argument: the error must not show it
+    SENSITIVE_EXAMPLE = {"command": "login", "sensitive": True,
+                         "run": ["/bin/sh", "-c", 'echo "token $0 refused" >&2; exit 3',
+                                 "{canary}"]}
 
     def validate(self) -> None:
         run = self.spec["run"]
@@ -84,7 +87,7 @@ class Command(Resource, kind="command"):
         creates = self.spec.get("creates")
         if creates is not None and os.path.lexists(creates):
             return []
-        return [Change("run", None, HIDDEN if self.sensitive else _show(self.argv))]
+        return [Change("run", None, _show(self.argv))]
 
     def apply(self, changes: list[Change]) -> None:
         self._run()
@@ -100,10 +103,8 @@ class Command(Resource, kind="command"):
             env={str(k): str(v) for k, v in env.items()} if env else None,
             user=str(user) if user is not None else None, timeout=self.spec.get("timeout"))
         if done.returncode not in self.returns:
-            detail = ""
-            if not self.sensitive:
-                tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-                detail = (": " + " | ".join(tail)) if tail else ""
+            tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+            detail = (": " + " | ".join(tail)) if tail else ""
             raise ResourceError(f"exited with status {done.returncode}{detail}")
 
 

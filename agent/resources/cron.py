@@ -45,6 +45,8 @@ class Cron(File, kind="cron"):
     }
     SYSTEM = True
     EXAMPLES = [{"cron": "trueup-example", "schedule": "*/5 * * * *", "run": "/bin/true"}]
+    SENSITIVE_EXAMPLE = {"cron": "trueup-example", "schedule": "*/5 * * * *",
+                         "run": "/usr/local/bin/rotate --token {canary}", "sensitive": True}
 
     def __init__(self, name: str, spec: dict, ctx: object) -> None:
         super().__init__(name, spec, ctx)  # type: ignore[arg-type]

@@ -46,6 +46,8 @@ class Directory(Resource, kind="directory"):
         {"directory": "{tmp}/chmod", "mode": "0700", "_setup": {"chmod/": None},
          "_expect": {"chmod": {"type": "dir", "mode": "0700"}}},
     ]
+    SENSITIVE_EXAMPLE = {"directory": "{tmp}/private", "owner": "{canary}", "mode": "0700",
+                         "sensitive": True}
 
     def validate(self) -> None:
         if not os.path.isabs(self.name):

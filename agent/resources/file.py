@@ -8,7 +8,6 @@ import stat
 from agent.errors import ResourceError
 from agent.host.system import lookup_gid, lookup_uid, temp_name
 from agent.model import Change
-from agent.redact import HIDDEN
 from agent.resources import Resource, SpecError, f, owner_changes, parse_mode
 
 MAX_DIFF = 256 * 1024
@@ -67,6 +66,8 @@ class File(Resource, kind="file"):
          "_expect": {"interrupted": {"content": "same\n", "mode": "0600"},
                      ".interrupted.trueup-new": None}},
     ]
+    SENSITIVE_EXAMPLE = {"file": "{tmp}/secret.conf", "content": "password={canary}\n",
+                         "sensitive": True, "_setup": {"secret.conf": "password=old\n"}}
     ACTIONS = ()
 
     desired: bytes | None = None
@@ -155,14 +156,12 @@ class File(Resource, kind="file"):
     def _summary(self, data: bytes | None) -> str:
         if data is None:
             return ""
-        if self.sensitive:
-            return HIDDEN
         import hashlib
 
         return f"sha256:{hashlib.sha256(data).hexdigest()[:16]} ({len(data)} bytes)"
 
     def _diff(self, before: bytes, after: bytes | None) -> str | None:
-        if self.sensitive or after is None:
+        if after is None:
             return None
         if len(before) > MAX_DIFF or len(after) > MAX_DIFF:
             return "(content too large to diff)"
@@ -223,9 +222,9 @@ class File(Resource, kind="file"):
         done = self.ctx.system.run(argv, timeout=300)
         if not done.ok:
             tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            detail = "" if self.sensitive else ": " + " | ".join(tail)
+            detail = (": " + " | ".join(tail)) if tail else ""
             raise ResourceError(f"verify {argv[0]} refused the new content "
-                                f"(exit {done.returncode}){detail}; {self.name} left unchanged")
+                                f"(exit {done.returncode}), {self.name} left unchanged{detail}")
 
     def _backup(self) -> None:
         keep = self.spec["backup"]

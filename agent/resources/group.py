@@ -27,6 +27,7 @@ class Group(Resource, kind="group"):
     }
     SYSTEM = True
     EXAMPLES = [{"group": "trueup-example", "gid": 2742}]
+    SENSITIVE_EXAMPLE = {"group": "trueup-example", "gid": "{canary}", "sensitive": True}
 
     def _plan(self) -> list[str]:
         from pyinfra.operations import server

@@ -83,6 +83,9 @@ class Line(Resource, kind="line"):
          "_setup": {"dos.txt": b"one\r\ntwo\x0bthree"},
          "_expect": {"dos.txt": b"one\r\ntwo\x0bthree\r\nnew\r\n"}},
     ]
+    SENSITIVE_EXAMPLE = {"line": "{tmp}/app.ini", "text": "token = {canary}",
+                         "match": "^token\\s*=", "sensitive": True,
+                         "_setup": {"app.ini": "a = 1\ntoken = old\n"}}
 
     def validate(self) -> None:
         path = self.spec.get("path")
@@ -134,7 +137,7 @@ class Line(Resource, kind="line"):
         if new == current:
             return []
         summary = ", ".join(notes) if current is not None else f"{notes[0]} to a new file"
-        diff = None if self.sensitive else _diff(current or b"", new, self.path)
+        diff = _diff(current or b"", new, self.path)
         return [Change("line", None, summary, diff, payload=Rewrite(current, new))]
 
     def apply(self, changes: list[Change]) -> None:

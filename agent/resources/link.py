@@ -42,6 +42,8 @@ class Link(Resource, kind="link"):
         {"link": "{tmp}/gone", "state": "absent", "_links": {"gone": "{tmp}/x"},
          "_expect": {"gone": None}},
     ]
+    SENSITIVE_EXAMPLE = {"link": "{tmp}/current", "to": "{tmp}/release-{canary}",
+                         "sensitive": True}
 
     def validate(self) -> None:
         if not os.path.isabs(self.name):

@@ -47,6 +47,7 @@ class Package(Resource, kind="package"):
     SYSTEM = True
     EXAMPLES = [{"package": "hello", "update": True},
                 {"package": "tools", "names": ["jq", "hello"], "update": True}]
+    SENSITIVE_EXAMPLE = {"package": "tools", "names": ["hello-{canary}"], "sensitive": True}
 
     def validate(self) -> None:
         names = self.spec.get("names")

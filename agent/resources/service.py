@@ -36,6 +36,8 @@ class Service(Resource, kind="service"):
     EXAMPLES = [{"service": "trueup-example", "state": "running", "enabled": True,
                  "_unit": "[Service]\nExecStart=/bin/sleep infinity\n"
                           "[Install]\nWantedBy=multi-user.target\n"}]
+    # a service shows nothing but its name, which is its identity: no canary to place
+    SENSITIVE_EXAMPLE = {"service": "trueup-example", "state": "running", "sensitive": True}
 
     started = False  # this run's apply started or restarted the unit
 

@@ -33,6 +33,7 @@ class Sysctl(Resource, kind="sysctl"):
     FIELDS = {"value": f((str, int), None, "the value")}
     SYSTEM = True
     EXAMPLES = [{"sysctl": "net.core.somaxconn", "value": 1234}]
+    SENSITIVE_EXAMPLE = {"sysctl": "net.core.somaxconn", "value": "{canary}", "sensitive": True}
 
     def validate(self) -> None:
         if not _KEY.match(self.name):

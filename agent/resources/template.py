@@ -45,6 +45,10 @@ class Template(File, kind="template"):
          "_templates": {"site.conf.j2": "listen {{ port }};\n"},
          "_expect": {"site.conf": {"content": "listen 8080;\n", "mode": "0644"}}},
     ]
+    SENSITIVE_EXAMPLE = {"template": "{tmp}/db.conf", "source": "db.conf.j2",
+                         "variables": {"password": "{canary}"}, "sensitive": True,
+                         "_templates": {"db.conf.j2": "password={{ password }}\n"},
+                         "_setup": {"db.conf": "password=old\n"}}
 
     def prepare(self) -> None:
         if self.state == "absent":

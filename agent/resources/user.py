@@ -51,6 +51,8 @@ class User(Resource, kind="user"):
     SYSTEM = True
     EXAMPLES = [{"user": "trueup-example", "uid": 2743, "shell": "/bin/sh",
                  "ssh_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample example@test"]}]
+    SENSITIVE_EXAMPLE = {"user": "trueup-example", "home": "/home/trueup-{canary}",
+                         "sensitive": True}
 
     def validate(self) -> None:
         home = self.spec.get("home")
