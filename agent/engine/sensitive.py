@@ -10,7 +10,7 @@ unmasked changes still go to ``apply``, which needs them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from agent.model import Change
@@ -76,7 +76,7 @@ def _texts(value: Any) -> Iterator[str]:
             yield from (line.strip() for line in value.splitlines())
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         yield str(value)
-    elif isinstance(value, dict):
+    elif isinstance(value, Mapping):  # a dict, or a resource's Spec
         for item in value.values():
             yield from _texts(item)
     elif isinstance(value, (list, tuple)):
