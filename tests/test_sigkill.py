@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.helpers import REPO, write_bundle
 
 FILES = 1000
@@ -19,6 +21,7 @@ def content(i: int, version: int) -> str:
     return "".join(BODY.format(n=n, v=version) for n in range(20 + i % 7)) + f"end {i}\n"
 
 
+@pytest.mark.slow
 def test_sigkill_during_writes_never_leaves_partial_files(tmp_path, env):
     target = tmp_path / "target"
     resources = [f'  - directory: "{target}"\n']

@@ -22,6 +22,7 @@ resources:
 """
 
 
+@pytest.mark.slow
 def test_publish_run_update_and_rollback(tmp_path, trueup, env, aws, imds, publish):
     target = tmp_path / "hello"
     first = publish()
@@ -80,6 +81,7 @@ def test_publish_run_update_and_rollback(tmp_path, trueup, env, aws, imds, publi
     assert [g.status for g in aws.requests("GetObject", service="s3")] == [304]  # cached
 
 
+@pytest.mark.slow
 def test_rollback_by_bundle_version_and_label(trueup, aws, publish, tmp_path):
     first = publish(EXAMPLE, "--bundle-version", "r1", "--label", "stable")
     bundle = tmp_path / "b"

@@ -43,6 +43,7 @@ BROKEN = """\
     """
 
 
+@pytest.mark.slow
 def test_secret_canary_reaches_only_the_rendered_file(tmp_path, trueup, env, aws, bucket):
     target = tmp_path / "app"
     log = tmp_path / "trueup.log"

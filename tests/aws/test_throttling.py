@@ -20,6 +20,7 @@ pytestmark = pytest.mark.aws
 HOOK = Path(__file__).parent / "throttle_hook"
 
 
+@pytest.mark.slow
 def test_half_of_ssm_requests_throttled_still_converges(tmp_path, trueup, env, aws, publish):
     target = tmp_path / "hello"
     publish()

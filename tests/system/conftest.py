@@ -45,6 +45,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HOST_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.host)
+            item.add_marker(pytest.mark.slow)  # a booted host takes seconds to start
 
 
 @pytest.hookimpl(hookwrapper=True)
