@@ -1,0 +1,1 @@
+"""Tests of one resource kind each, on a scratch folder."""
