@@ -29,7 +29,7 @@ class FakeHost:
 
     def __init__(self, tmp_path: Path, tools: tuple[str, ...] = ()) -> None:
         self.root = tmp_path / "root"
-        self.root.mkdir()
+        (self.root / "etc").mkdir(parents=True)  # every host has one
         self.runner = FakeRunner()
         self.system = System(root=str(self.root), runner=self.runner)
         self.facts = FactHost(self.system)
