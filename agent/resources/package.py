@@ -202,7 +202,7 @@ def _operations(manager: str) -> Any:
 
 def _mtime(system: Any, path: str) -> float:
     try:
-        return system.stat(path).st_mtime
+        return system.lstat(path).st_mtime  # a file: repository's lists are links
     except FileNotFoundError:
         return 0.0
 

@@ -169,6 +169,18 @@ def test_auto_takes_the_age_of_the_index_from_the_update_stamp(host: FakeHost) -
     assert res.check()[0].field == "update"
 
 
+def test_auto_takes_lists_that_link_into_a_file_repository_by_the_link_s_date(
+        host: FakeHost) -> None:
+    os.unlink(host.system.path(LISTS))
+    link = host.system.path("/var/lib/apt/lists/_srv_repo_._Packages")
+    os.symlink("/srv/repo/./Packages", link)  # not under the root: never followed
+    res = host.resource({"package": "jq"})
+    assert res.check() == [Change("command", None, f"{APT} install jq")]
+    old = time.time() - 3 * 24 * HOUR
+    os.utime(link, (old, old), follow_symlinks=False)
+    assert res.check()[0] == Change("update", "package lists are 3 days old", "apt-get update")
+
+
 def test_auto_refreshes_when_a_package_has_no_candidate(host: FakeHost) -> None:
     host.on(["apt-cache", "policy", "jq"], stdout="jq:\n  Installed: (none)\n"
             "  Candidate: (none)\n  Version table:\n")
