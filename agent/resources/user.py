@@ -16,7 +16,8 @@ class User(Resource, kind="user"):
 
     ``groups`` is the exact list of supplementary groups. ``ssh_keys`` is the
     exact content of ``~/.ssh/authorized_keys`` (one key per item): keys not
-    listed are removed.
+    listed are removed. ``~/.ssh`` is kept 0700 and the keys file 0600, both owned
+    by the user; check lists each folder creation, chmod and chown apply makes.
 
     Spec:
         user (str): the login name.
