@@ -7,30 +7,32 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from agent.host.system import System
 
-def _os_release() -> dict[str, str]:
+
+def _os_release(system: System) -> dict[str, str]:
     out: dict[str, str] = {}
     for path in ("/etc/os-release", "/usr/lib/os-release"):
         try:
-            with open(path, encoding="utf-8") as fh:
-                for line in fh:
-                    key, sep, value = line.strip().partition("=")
-                    if sep:
-                        out[key] = value.strip().strip('"')
-            return out
+            text = system.read(path).decode("utf-8", "replace")
         except OSError:
             continue
+        for line in text.splitlines():
+            key, sep, value = line.strip().partition("=")
+            if sep:
+                out[key] = value.strip().strip('"')
+        return out
     return out
 
 
-def _memory_mb() -> int:
+def _memory_mb(system: System) -> int:
     try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) // 1024
+        text = system.read("/proc/meminfo").decode("ascii", "replace")
     except OSError:
-        pass
+        return 0
+    for line in text.splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) // 1024
     return 0
 
 
@@ -51,7 +53,7 @@ def _os_family(release: Mapping[str, str]) -> str:
 GATHERERS: dict[str, Callable[[Facts], Any]] = {
     "hostname": lambda f: os.uname().nodename.split(".")[0],
     "fqdn": lambda f: _fqdn(),
-    "os_release": lambda f: _os_release(),
+    "os_release": lambda f: _os_release(f._system),
     "os": lambda f: f.os_release.get("ID", os.uname().sysname.lower()),
     "os_family": lambda f: _os_family(f.os_release),
     "os_version": lambda f: f.os_release.get("VERSION_ID", os.uname().release),
@@ -59,7 +61,7 @@ GATHERERS: dict[str, Callable[[Facts], Any]] = {
     "kernel": lambda f: os.uname().release,
     "architecture": lambda f: os.uname().machine,
     "cpus": lambda f: os.cpu_count() or 1,
-    "memory_mb": lambda f: _memory_mb(),
+    "memory_mb": lambda f: _memory_mb(f._system),
     "python": lambda f: ".".join(map(str, sys.version_info[:3])),
     "python_executable": lambda f: sys.executable,
     "env": lambda f: dict(os.environ),
@@ -77,10 +79,13 @@ class Facts(Mapping[str, Any]):
     """Lazily gathered facts: ``facts.hostname`` runs only the hostname gatherer.
 
     ``ec2`` is the run's instance facts (agent.aws.ec2), shared with the rest of the
-    run; without it ``facts.ec2`` makes its own on first read.
+    run; without it ``facts.ec2`` makes its own on first read. Files (os-release,
+    meminfo) are read through ``system`` (default: this machine).
     """
 
-    def __init__(self, overrides: Mapping[str, Any] | None = None, ec2: Any = None) -> None:
+    def __init__(self, overrides: Mapping[str, Any] | None = None, ec2: Any = None,
+                 system: System | None = None) -> None:
+        self._system = system or System()
         self._gatherers = dict(GATHERERS)
         if ec2 is not None:  # the run's instance facts (lazy: IMDS is asked on first read)
             self._gatherers["ec2"] = lambda f: ec2

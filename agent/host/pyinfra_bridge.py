@@ -8,7 +8,6 @@ forgotten when a resource changes the state it describes.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from typing import Any
 
@@ -16,34 +15,59 @@ from agent.errors import ResourceError
 from agent.host.system import System
 
 
+def shell_argv(text: str) -> list[str]:
+    """The argv that runs a shell command line: how pyinfra's facts and plans run."""
+    return ["/bin/sh", "-c", text]
+
+
+def fact_command(cls: type, *args: Any, **kwargs: Any) -> str:
+    """The shell command line that reads pyinfra fact ``cls`` with these arguments."""
+    command = cls().command(*args, **kwargs)
+    return command.get_raw_value() if hasattr(command, "get_raw_value") else str(command)
+
+
+def _key(cls: type, args: tuple, kwargs: dict) -> tuple:
+    return (cls, repr(args), repr(sorted(kwargs.items())))
+
+
 class FactHost:
     """Stands in for pyinfra's ``host`` while an operation plans.
 
     Only what planning needs is here: ``get_fact`` (cached per run) and ``noop``.
+    Facts are read by running their shell command through the :class:`System`, so
+    a rooted System's runner can serve them; ``create_fact`` sets one outright.
+
+    Attributes:
+        cache: fact values of this run, by (class, args, kwargs).
+        reads: fact name → times read from the host.
+        noops: why operations planned nothing (pyinfra's ``host.noop``), in order.
+        refreshed_indexes: package managers whose index this run refreshed (apt ...):
+            ``package`` refreshes one at most once per run.
     """
 
     def __init__(self, system: System) -> None:
         self.system = system
         self.cache: dict[tuple, Any] = {}
-        self.reads: dict[str, int] = {}  # fact name → times read from the host
+        self.reads: dict[str, int] = {}
         self.noops: list[str] = []
-        self.name = "localhost"
-        self.data: dict[str, Any] = {}
+        self.refreshed_indexes: set[str] = set()
 
     def get_fact(self, cls: type, *args: Any, **kwargs: Any) -> Any:
-        key = (cls, repr(args), repr(sorted(kwargs.items())))
+        key = _key(cls, args, kwargs)
         if key not in self.cache:
             self.cache[key] = self._read(cls, args, kwargs)
         return self.cache[key]
 
+    def create_fact(self, cls: type, data: Any, *args: Any, **kwargs: Any) -> None:
+        """Set the value of a fact (for these arguments) without reading the host."""
+        self.cache[_key(cls, args, kwargs)] = data
+
     def _read(self, cls: type, args: tuple, kwargs: dict) -> Any:
         fact = cls()
         required = fact.requires_command(*args, **kwargs)
-        if required and shutil.which(str(required)) is None:
+        if required and self.system.which(str(required)) is None:
             return fact.default()
-        command = fact.command(*args, **kwargs)
-        text = command.get_raw_value() if hasattr(command, "get_raw_value") else str(command)
-        done = self.system.run(["/bin/sh", "-c", text], timeout=300)
+        done = self.system.run(shell_argv(fact_command(cls, *args, **kwargs)), timeout=300)
         self.reads[cls.name] = self.reads.get(cls.name, 0) + 1
         if not done.ok:
             detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -89,7 +113,7 @@ def plan(operation: Callable[..., Any], host: FactHost, **kwargs: Any) -> list[s
 def run_commands(host: FactHost, commands: list[str], timeout: float | None = None) -> None:
     """Run planned commands in order; the first failure stops and is reported."""
     for text in commands:
-        done = host.system.run(["/bin/sh", "-c", text], timeout=timeout)
+        done = host.system.run(shell_argv(text), timeout=timeout)
         if not done.ok:
             tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
             raise ResourceError(f"{text!r} exited with status {done.returncode}"

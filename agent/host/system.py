@@ -1,8 +1,13 @@
-"""The one seam between trueup and the host: processes and file-system writes.
+"""The one seam between trueup and the host: reads, writes, account lookups and processes.
 
-Every command is an argv list; nothing here builds a shell string. Resources read
-the host with plain ``os`` calls (stat, read) and change it only through
-:class:`System`, so a test can swap it for a recording double.
+A :class:`System` is rooted: ``System()`` is this machine (root "/"), and
+``System(root=tmp)`` maps every absolute path it is given under ``tmp``, reads
+users and groups from ``<root>/etc/passwd`` and ``<root>/etc/group``, and runs
+commands through an injected ``runner`` (a test double such as
+:class:`agent.host.fake.FakeRunner`). Kinds pass the host's own paths
+("/etc/cron.d"), never paths of this machine, so one kind works on both.
+
+Every command is an argv list; nothing here builds a shell string.
 """
 
 from __future__ import annotations
@@ -11,8 +16,12 @@ import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from agent.errors import ResourceError
+
+# Searched by which() under a rooted System, and under "/" when PATH is unset
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,35 +38,64 @@ class Completed:
         return self.returncode == 0
 
 
+@dataclass(frozen=True, slots=True)
+class UserEntry:
+    """One account of the host's user database (a passwd line)."""
+
+    name: str
+    uid: int
+    gid: int
+    home: str
+    shell: str
+
+
+@dataclass(frozen=True, slots=True)
+class GroupEntry:
+    """One group of the host's group database (a group line)."""
+
+    name: str
+    gid: int
+    members: tuple[str, ...]
+
+
+class CommandRunner(Protocol):
+    """Runs one argv and returns what happened (``System(runner=...)``)."""
+
+    def __call__(self, argv: list[str], *, cwd: str | None, env: Mapping[str, str] | None,
+                 user: str | None, timeout: float | None, input: str | None) -> Completed: ...
+
+
 def lookup_uid(owner: str | int | None) -> int:
-    """A user name or number → uid; -1 (leave alone) for None."""
-    return _lookup_id(owner, "pwd", "getpwnam", "pw_uid", "user")
+    """A user name or number → uid on this machine; -1 (leave alone) for None."""
+    return System().uid(owner)
 
 
 def lookup_gid(group: str | int | None) -> int:
-    """A group name or number → gid; -1 (leave alone) for None."""
-    return _lookup_id(group, "grp", "getgrnam", "gr_gid", "group")
-
-
-def _lookup_id(value: str | int | None, module: str, getter: str, field: str, what: str) -> int:
-    if value is None:
-        return -1
-    if isinstance(value, int) or value.isdigit():
-        return int(value)
-    import importlib
-
-    try:
-        return getattr(getattr(importlib.import_module(module), getter)(value), field)
-    except KeyError:
-        raise ResourceError(f"no such {what} {value!r}") from None
+    """A group name or number → gid on this machine; -1 (leave alone) for None."""
+    return System().gid(group)
 
 
 class System:
-    """Runs commands and makes atomic changes to the local host."""
+    """The host, seen from ``root`` ("/": this machine): reads, atomic writes, commands.
 
-    def __init__(self) -> None:
+    Paths given to every method are the host's absolute paths; :meth:`path` says
+    where one lives on this machine. ``runner`` runs commands instead of a
+    subprocess (required to run anything under a root other than "/").
+    """
+
+    def __init__(self, root: str = "/", runner: CommandRunner | None = None) -> None:
+        self.root = os.path.abspath(root)
+        self.runner = runner
         self._unsynced: set[str] = set()  # folders whose new entries are not yet on disk
         self._new_files = False  # files created without their own fsync
+
+    def path(self, path: str) -> str:
+        """Where the host's absolute ``path`` is on this machine."""
+        if self.root == "/":
+            return path
+        if not os.path.isabs(path):
+            raise ValueError(f"host paths are absolute, not {path!r}")
+        return os.path.join(self.root, os.path.normpath(path).lstrip("/"))
 
     def flush(self) -> None:
         """Make this run's writes durable: new files and each folder written, once."""
@@ -68,13 +106,19 @@ class System:
             _fsync_dir(folder)
         self._unsynced.clear()
 
+    # --- processes -----------------------------------------------------------------
+
     def run(self, argv: Sequence[str], *, cwd: str | None = None,
             env: Mapping[str, str] | None = None, user: str | None = None,
             timeout: float | None = None, input: str | None = None) -> Completed:
-        """Run ``argv`` (a list, never a shell string) and capture its output."""
+        """Run ``argv`` (a list, never a shell string) on the host and capture its output."""
+        argv = [str(a) for a in argv]
+        if self.runner is not None:
+            return self.runner(argv, cwd=cwd, env=env, user=user, timeout=timeout, input=input)
+        if self.root != "/":
+            raise ResourceError(f"cannot run {argv[0]}: the host at {self.root} has no runner")
         import subprocess
 
-        argv = [str(a) for a in argv]
         full_env = None
         if env:
             full_env = dict(os.environ)
@@ -96,6 +140,108 @@ class System:
             raise ResourceError(f"cannot run {argv[0]}: {exc}") from None
         return Completed(argv, proc.returncode, proc.stdout, proc.stderr)
 
+    def which(self, command: str) -> str | None:
+        """The host path of ``command`` found on the search path, or None."""
+        import shutil
+
+        if self.root == "/":
+            return shutil.which(command, path=os.environ.get("PATH") or DEFAULT_PATH)
+        if "/" in command:
+            found = shutil.which(self.path(command))
+            return command if found else None
+        for folder in DEFAULT_PATH.split(":"):
+            if shutil.which(command, path=self.path(folder)):
+                return f"{folder}/{command}"
+        return None
+
+    # --- reading ---------------------------------------------------------------------
+
+    def stat(self, path: str) -> os.stat_result:
+        return os.stat(self.path(path))
+
+    def lstat(self, path: str) -> os.stat_result:
+        return os.lstat(self.path(path))
+
+    def read(self, path: str) -> bytes:
+        with open(self.path(path), "rb") as fh:
+            return fh.read()
+
+    def exists(self, path: str) -> bool:
+        """Whether anything (even a dangling link) is at ``path``."""
+        return os.path.lexists(self.path(path))
+
+    def isdir(self, path: str) -> bool:
+        return os.path.isdir(self.path(path))
+
+    def listdir(self, path: str) -> list[str]:
+        return os.listdir(self.path(path))
+
+    # --- users and groups --------------------------------------------------------------
+
+    def user(self, name: str) -> UserEntry | None:
+        """The host's account ``name`` (pwd on "/", else ``<root>/etc/passwd``), or None."""
+        if self.root == "/":
+            import pwd
+
+            try:
+                pw = pwd.getpwnam(name)
+            except KeyError:
+                return None
+            return UserEntry(pw.pw_name, pw.pw_uid, pw.pw_gid, pw.pw_dir, pw.pw_shell)
+        for fields in self._database("/etc/passwd", 7):
+            if fields[0] == name:
+                return UserEntry(name, int(fields[2]), int(fields[3]), fields[5], fields[6])
+        return None
+
+    def group(self, name: str) -> GroupEntry | None:
+        """The host's group ``name`` (grp on "/", else ``<root>/etc/group``), or None."""
+        if self.root == "/":
+            import grp
+
+            try:
+                gr = grp.getgrnam(name)
+            except KeyError:
+                return None
+            return GroupEntry(gr.gr_name, gr.gr_gid, tuple(gr.gr_mem))
+        for fields in self._database("/etc/group", 4):
+            if fields[0] == name:
+                return GroupEntry(name, int(fields[2]), tuple(filter(None, fields[3].split(","))))
+        return None
+
+    def _database(self, path: str, width: int) -> list[list[str]]:
+        try:
+            text = self.read(path).decode("utf-8", "replace")
+        except FileNotFoundError:
+            return []
+        rows = []
+        for line in text.splitlines():
+            fields = line.split(":")
+            if len(fields) == width and fields[0] and not line.startswith(("#", "+", "-")):
+                rows.append(fields)
+        return rows
+
+    def uid(self, owner: str | int | None) -> int:
+        """A user name or number → uid; -1 (leave alone) for None."""
+        if owner is None:
+            return -1
+        if isinstance(owner, int) or owner.isdigit():
+            return int(owner)
+        entry = self.user(owner)
+        if entry is None:
+            raise ResourceError(f"no such user {owner!r}")
+        return entry.uid
+
+    def gid(self, group: str | int | None) -> int:
+        """A group name or number → gid; -1 (leave alone) for None."""
+        if group is None:
+            return -1
+        if isinstance(group, int) or group.isdigit():
+            return int(group)
+        entry = self.group(group)
+        if entry is None:
+            raise ResourceError(f"no such group {group!r}")
+        return entry.gid
+
     # --- file system -------------------------------------------------------------
 
     def atomic_write(self, path: str, data: bytes, mode: int, uid: int = -1,
@@ -106,7 +252,7 @@ class System:
         The temporary file lives in the same folder, gets its mode and owner
         before it becomes visible, is fsync'ed, then renamed over the target.
         ``verify(temp_path)`` may raise to refuse the new content: the target
-        is then left as it was.
+        is then left as it was. (``temp_path`` is where the file is on this machine.)
 
         Replacing a file fsyncs the new content before the rename, so a power
         loss leaves the old content or the new, never an empty file. A file that
@@ -115,6 +261,7 @@ class System:
         """
         # A fixed name (runs hold the run lock): a run killed mid-write leaves at most
         # this file, which the next run's check reports and its apply replaces.
+        path = self.path(path)
         folder = os.path.dirname(path)
         tmp = temp_name(path)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
@@ -144,12 +291,13 @@ class System:
         self._unsynced.add(folder)
 
     def atomic_symlink(self, target: str, path: str) -> None:
-        """Point the symbolic link ``path`` at ``target``, replacing what is there."""
-        self._atomic_link(os.symlink, target, path)
+        """Point the symbolic link ``path`` at ``target`` (kept as written), replacing what
+        is there."""
+        self._atomic_link(os.symlink, target, self.path(path))
 
     def atomic_hardlink(self, target: str, path: str) -> None:
         """Make ``path`` a hard link to ``target``, replacing what is there."""
-        self._atomic_link(os.link, target, path)
+        self._atomic_link(os.link, self.path(target), self.path(path))
 
     def _atomic_link(self, make: Callable[[str, str], None], target: str, path: str) -> None:
         tmp = temp_name(path)
@@ -163,31 +311,32 @@ class System:
         self._unsynced.add(os.path.dirname(path))
 
     def mkdir(self, path: str, mode: int, uid: int = -1, gid: int = -1) -> None:
+        path = self.path(path)
         os.mkdir(path, mode)
         os.chmod(path, mode)  # mkdir's mode is masked by the umask
         if uid != -1 or gid != -1:
             os.chown(path, uid, gid)
 
     def chmod(self, path: str, mode: int) -> None:
-        os.chmod(path, mode)
+        os.chmod(self.path(path), mode)
 
     def chown(self, path: str, uid: int, gid: int) -> None:
-        os.chown(path, uid, gid, follow_symlinks=False)
+        os.chown(self.path(path), uid, gid, follow_symlinks=False)
 
     def remove(self, path: str) -> None:
-        os.unlink(path)
+        os.unlink(self.path(path))
 
     def remove_leftover(self, path: str) -> None:
         """Remove the temporary sibling a killed run may have left beside ``path``."""
-        _unlink_quietly(temp_name(path))
+        _unlink_quietly(temp_name(self.path(path)))
 
     def rmdir(self, path: str, recursive: bool = False) -> None:
         if recursive:
             import shutil
 
-            shutil.rmtree(path)
+            shutil.rmtree(self.path(path))
         else:
-            os.rmdir(path)
+            os.rmdir(self.path(path))
 
 
 def temp_name(path: str) -> str:

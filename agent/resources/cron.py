@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import stat
 
+from agent.errors import ResourceError
+from agent.host.system import temp_name
 from agent.model import Change
-from agent.resources import SpecError, f
-from agent.resources.file import File
+from agent.resources import Resource, SpecError, f
 
-CRON_D = "/etc/cron.d"
+CRON_D = "/etc/cron.d"  # a host path: the System maps it under its root
+MODE = 0o644
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # cron ignores cron.d files with other characters
 _FIELD = re.compile(r"^[0-9A-Za-z*/,-]+$")
 
 
-class Cron(File, kind="cron"):
+class Cron(Resource, kind="cron"):
     """A cron job written to ``/etc/cron.d/<name>`` (atomically, mode 0644).
 
-    /etc/cron.d is created (root, 0755) when it is missing, as on a host whose cron
-    package is not installed yet: the job is then in place for when it is.
+    /etc/cron.d is created (0755) when it is missing, as on a host whose cron
+    package is not installed yet: the job is then in place for when it is. A
+    replaced or removed job file is kept in the backups.
 
     Spec:
         cron (str): the job's name: letters, digits, '-' and '_' only (cron
@@ -48,19 +53,15 @@ class Cron(File, kind="cron"):
     SENSITIVE_EXAMPLE = {"cron": "trueup-example", "schedule": "*/5 * * * *",
                          "run": "/usr/local/bin/rotate --token {canary}", "sensitive": True}
 
-    def __init__(self, name: str, spec: dict, ctx: object) -> None:
-        super().__init__(name, spec, ctx)  # type: ignore[arg-type]
-        self.job = name
-        self.name = f"{CRON_D}/{name}"
+    desired = b""
 
     @property
-    def ident(self) -> str:
-        return f"cron:{self.job}"
+    def path(self) -> str:
+        return f"{CRON_D}/{self.name}"
 
     def validate(self) -> None:
-        if not _NAME.match(self.job):
-            raise ValueError(f"cron name {self.job!r} may hold only letters, digits, - and _")
-        self.mode = 0o644
+        if not _NAME.match(self.name):
+            raise ValueError(f"cron name {self.name!r} may hold only letters, digits, - and _")
         if self.state == "absent":
             return
         schedule = (self.spec.get("schedule") or "").split()
@@ -81,19 +82,70 @@ class Cron(File, kind="cron"):
     def prepare(self) -> None:
         if self.state == "absent":
             return
-        lines = [f"# {self.job}: managed by trueup, local edits are replaced"]
+        lines = [f"# {self.name}: managed by trueup, local edits are replaced"]
         for key, value in (self.spec.get("environment") or {}).items():
+            if "\n" in f"{key}{value}":
+                raise SpecError("environment", f"environment {key!r} may not hold a newline")
             lines.append(f"{key}={value}")
         lines.append(f"{' '.join(self.spec['schedule'].split())} "
                      f"{self.spec['user']} {self.spec['run']}")
         self.desired = ("\n".join(lines) + "\n").encode()
 
+    def _current(self) -> tuple[os.stat_result | None, bytes | None]:
+        """The job file's lstat and content (None, None when there is none)."""
+        system = self.ctx.system
+        try:
+            st = system.lstat(self.path)
+        except FileNotFoundError:
+            return None, None
+        except NotADirectoryError:
+            raise ResourceError(f"{CRON_D} is not a directory") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise ResourceError(f"{self.path} is not a regular file; remove it first")
+        return st, system.read(self.path)
+
     def check(self) -> list[Change]:
-        if self.state != "absent" and not os.path.isdir(CRON_D):
-            return [Change("folder", None, CRON_D), *super().check()]
-        return super().check()
+        system = self.ctx.system
+        st, current = self._current()
+        changes = []
+        if system.exists(temp_name(self.path)):  # left by a run that was killed mid-write
+            changes.append(Change("leftover", temp_name(self.path), None))
+        if self.state == "absent":
+            return changes + ([Change("state", "present", "absent")] if st else [])
+        if not system.isdir(CRON_D):
+            changes.append(Change("folder", None, CRON_D))
+        if st is None:
+            changes.append(Change("state", "absent", "present", self._diff(b"")))
+            return changes
+        if current != self.desired:
+            changes.append(Change("content", f"{len(current)} bytes", f"{len(self.desired)} bytes",
+                                  self._diff(current)))
+        if stat.S_IMODE(st.st_mode) != MODE:
+            changes.append(Change("mode", f"{stat.S_IMODE(st.st_mode):04o}", f"{MODE:04o}"))
+        return changes
+
+    def _diff(self, before: bytes) -> str | None:
+        if self.sensitive:
+            return None
+        old = before.decode("utf-8", "replace").splitlines(keepends=True)
+        new = self.desired.decode("utf-8", "replace").splitlines(keepends=True)
+        return "".join(difflib.unified_diff(old, new, f"{self.path} (current)",
+                                            f"{self.path} (declared)"))
 
     def apply(self, changes: list[Change]) -> None:
-        if any(c.field == "folder" for c in changes) and not os.path.isdir(CRON_D):
-            self.ctx.system.mkdir(CRON_D, 0o755, 0, 0)
-        super().apply(changes)
+        system = self.ctx.system
+        fields = {c.field for c in changes}
+        if "leftover" in fields:
+            system.remove_leftover(self.path)
+        if "folder" in fields:
+            system.mkdir(CRON_D, 0o755)
+        if fields & {"state", "content"}:
+            st, current = self._current()
+            if current is not None:
+                self.ctx.backups.save(self.path, current)
+            if self.state == "absent":
+                system.remove(self.path)
+            else:
+                system.atomic_write(self.path, self.desired, MODE, replacing=st is not None)
+        elif "mode" in fields:
+            system.chmod(self.path, MODE)

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import re
 
 from agent.errors import ResourceError
 from agent.model import Change
 from agent.resources import Resource, SpecError, f
 
-SYSCTL_D = "/etc/sysctl.d"
+SYSCTL_D = "/etc/sysctl.d"  # host paths: the System maps them under its root
+PROC_SYS = "/proc/sys"
 _KEY = re.compile(r"^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$")
 
 
 class Sysctl(Resource, kind="sysctl"):
     """A kernel parameter: set now (``sysctl -w``) and at every boot.
 
-    The persisted value lives in ``/etc/sysctl.d/60-trueup-<key>.conf``. Values
-    are compared the way the kernel prints them (whitespace-separated fields).
+    The persisted value lives in ``/etc/sysctl.d/60-trueup-<key>.conf`` (the
+    folder is created, root 0755, when missing). Values are compared the way the
+    kernel prints them (whitespace-separated fields).
 
     Spec:
         sysctl (str): the key, e.g. net.ipv4.ip_forward.
@@ -42,13 +43,12 @@ class Sysctl(Resource, kind="sysctl"):
         if self.state == "present" and value is None:
             raise SpecError("value", "sysctl needs value:")
         self.value = " ".join(str(value).split()) if value is not None else ""
-        self.proc = "/proc/sys/" + self.name.replace(".", "/")
+        self.proc = f"{PROC_SYS}/" + self.name.replace(".", "/")
         self.persist = f"{SYSCTL_D}/60-trueup-{self.name}.conf"
 
     def _live(self) -> str | None:
         try:
-            with open(self.proc, encoding="ascii") as fh:
-                return " ".join(fh.read().split())
+            return " ".join(self.ctx.system.read(self.proc).decode("ascii", "replace").split())
         except FileNotFoundError:
             raise ResourceError(f"the kernel has no setting {self.name}") from None
         except OSError as exc:
@@ -56,8 +56,7 @@ class Sysctl(Resource, kind="sysctl"):
 
     def _persisted(self) -> str | None:
         try:
-            with open(self.persist, encoding="utf-8") as fh:
-                return fh.read()
+            return self.ctx.system.read(self.persist).decode("utf-8", "replace")
         except FileNotFoundError:
             return None
 
@@ -71,8 +70,12 @@ class Sysctl(Resource, kind="sysctl"):
         live = self._live()
         if live != self.value:
             changes.append(Change("value", live, self.value))
-        if self._persisted() != self._line():
-            changes.append(Change("persisted", None, self.persist))
+        if not self.ctx.system.isdir(SYSCTL_D):
+            changes.append(Change("folder", None, SYSCTL_D))
+        persisted = self._persisted()
+        if persisted != self._line():
+            changes.append(Change("persisted", None if persisted is None else self.persist,
+                                  self.persist))
         return changes
 
     def apply(self, changes: list[Change]) -> None:
@@ -81,9 +84,11 @@ class Sysctl(Resource, kind="sysctl"):
         if self.state == "absent":
             system.remove(self.persist)
             return
+        if "folder" in fields:
+            system.mkdir(SYSCTL_D, 0o755)
         if "persisted" in fields:
-            os.makedirs(SYSCTL_D, exist_ok=True)
-            system.atomic_write(self.persist, self._line().encode(), 0o644)
+            system.atomic_write(self.persist, self._line().encode(), 0o644,
+                                replacing=system.exists(self.persist))
         if "value" in fields:
             done = system.run(["sysctl", "-w", f"{self.name}={self.value}"])
             if not done.ok:

@@ -16,7 +16,8 @@ class User(Resource, kind="user"):
 
     ``groups`` is the exact list of supplementary groups. ``ssh_keys`` is the
     exact content of ``~/.ssh/authorized_keys`` (one key per item): keys not
-    listed are removed.
+    listed are removed. ``~/.ssh`` is kept 0700 and the keys file 0600, both owned
+    by the user; check lists each folder creation, chmod and chown apply makes.
 
     Spec:
         user (str): the login name.
@@ -77,36 +78,57 @@ class User(Resource, kind="user"):
                     system=system, create_home=not system or home is not None,
                     ensure_home=not system or home is not None)
 
-    def _keys_file(self) -> tuple[str, int, int] | None:
-        import pwd
+    def _account(self) -> tuple[str, int, int] | None:
+        """The user's home (the declared one first), uid and gid; None if there is no user."""
+        from pyinfra.facts.server import Users
 
-        try:
-            entry = pwd.getpwnam(self.name)
-        except KeyError:
+        entry = self.ctx.fact_host.get_fact(Users).get(self.name)
+        if entry is None:
             return None
-        return os.path.join(entry.pw_dir, ".ssh", "authorized_keys"), entry.pw_uid, entry.pw_gid
+        return self._home(entry["home"]), entry["uid"], entry["gid"]
+
+    def _home(self, current: str | None = None) -> str:
+        return self.spec.get("home") or current or f"/home/{self.name}"
 
     def _keys_text(self) -> bytes:
         return "".join(k.strip() + "\n" for k in self.keys).encode()
 
     def _keys_changes(self) -> list[Change]:
+        """What ~/.ssh and ~/.ssh/authorized_keys need: every change _write_keys makes."""
         if self.keys is None or self.state == "absent":
             return []
-        where = self._keys_file()
-        if where is None:
-            return [Change("ssh_keys", None, f"{len(self.keys)} keys")]
-        path, uid, gid = where
+        account = self._account()
+        if account is None:  # useradd in this apply makes it: its ids are not known yet
+            home, owner = self._home(), self.name
+        else:
+            home, owner = account[0], f"{account[1]}:{account[2]}"
+        folder, path = f"{home}/.ssh", f"{home}/.ssh/authorized_keys"
+        folder_st, key_st = self._lstat(folder), self._lstat(path)
+        want = f"{len(self.keys)} keys"
+        changes = []
+        if folder_st is None:
+            changes.append(Change("ssh_dir", None, f"{folder} 0700 {owner}"))
+        else:
+            if not stat.S_ISDIR(folder_st.st_mode):
+                raise ResourceError(f"{folder} is not a directory")
+            changes += _mode_owner("ssh_dir", folder_st, 0o700, owner)
+        if key_st is None:
+            changes.append(Change("ssh_keys", None, want))
+            return changes
+        if not stat.S_ISREG(key_st.st_mode):
+            raise ResourceError(f"{path} is not a regular file")
+        current = self.ctx.system.read(path)
+        if current != self._keys_text():
+            changes.append(Change("ssh_keys", f"{len(current.splitlines())} keys", want))
+        else:  # a rewrite fixes mode and owner too; otherwise each is fixed on its own
+            changes += _mode_owner("ssh_keys", key_st, 0o600, owner)
+        return changes
+
+    def _lstat(self, path: str) -> os.stat_result | None:
         try:
-            st = os.lstat(path)
-            with open(path, "rb") as fh:
-                current = fh.read()
+            return self.ctx.system.lstat(path)
         except FileNotFoundError:
-            return [Change("ssh_keys", None, f"{len(self.keys)} keys")]
-        if (current != self._keys_text() or stat.S_IMODE(st.st_mode) != 0o600
-                or (st.st_uid, st.st_gid) != (uid, gid)):
-            return [Change("ssh_keys", f"{len(current.splitlines())} keys",
-                           f"{len(self.keys)} keys")]
-        return []
+            return None
 
     def check(self) -> list[Change]:
         return [Change("command", None, cmd) for cmd in self._plan()] + self._keys_changes()
@@ -120,19 +142,38 @@ class User(Resource, kind="user"):
             run_commands(host, [c.after for c in changes if c.field == "command"])
         finally:
             host.forget(Users, Groups, Directory)  # what useradd/usermod/userdel change
-        if any(c.field == "ssh_keys" for c in changes):
-            self._write_keys()
+        fields = {c.field for c in changes}
+        if fields & {"ssh_dir", "ssh_dir_mode", "ssh_dir_owner", "ssh_keys", "ssh_keys_mode",
+                     "ssh_keys_owner"}:
+            self._write_keys(fields)
 
-    def _write_keys(self) -> None:
-        where = self._keys_file()
-        if where is None:
+    def _write_keys(self, fields: set[str]) -> None:
+        account = self._account()
+        if account is None:
             raise ResourceError(f"user {self.name} does not exist, cannot write its SSH keys")
-        path, uid, gid = where
-        folder = os.path.dirname(path)
+        home, uid, gid = account
+        folder, path = f"{home}/.ssh", f"{home}/.ssh/authorized_keys"
         system = self.ctx.system
-        if not os.path.isdir(folder):
+        if "ssh_dir" in fields:
             system.mkdir(folder, 0o700, uid, gid)
-        elif os.stat(folder).st_uid != uid or stat.S_IMODE(os.stat(folder).st_mode) != 0o700:
+        if "ssh_dir_mode" in fields:
             system.chmod(folder, 0o700)
+        if "ssh_dir_owner" in fields:
             system.chown(folder, uid, gid)
-        system.atomic_write(path, self._keys_text(), 0o600, uid, gid)
+        if "ssh_keys" in fields:
+            system.atomic_write(path, self._keys_text(), 0o600, uid, gid,
+                                replacing=system.exists(path))
+        if "ssh_keys_mode" in fields:
+            system.chmod(path, 0o600)
+        if "ssh_keys_owner" in fields:
+            system.chown(path, uid, gid)
+
+
+def _mode_owner(field: str, st: os.stat_result, mode: int, owner: str) -> list[Change]:
+    """Changes of ``field``'s mode and owner ("uid:gid", or a user this apply creates)."""
+    changes = []
+    if stat.S_IMODE(st.st_mode) != mode:
+        changes.append(Change(f"{field}_mode", f"{stat.S_IMODE(st.st_mode):04o}", f"{mode:04o}"))
+    if f"{st.st_uid}:{st.st_gid}" != owner:
+        changes.append(Change(f"{field}_owner", f"{st.st_uid}:{st.st_gid}", owner))
+    return changes

@@ -189,7 +189,8 @@ def test_drift_is_planned_exactly_and_repaired(converged: BootedHost) -> None:
     assert [c["field"] for c in plan.resource("service:ssh")["changes"]] == ["restart"]
     package_changes = [c["after"] for c in plan.resource("package:base-packages")["changes"]]
     assert package_changes[0] == "apt-get update"
-    assert package_changes[1].endswith(" install less"), package_changes
+    assert package_changes[1] == "/var/lib/apt/periodic/update-success-stamp", package_changes
+    assert package_changes[2].endswith(" install less"), package_changes
     assert [c["after"] for c in plan.resource("service:nginx")["changes"]] == [
         "systemctl start nginx.service"]
     diff = plan.resource(f"template:{SSHD_CONFIG}")["changes"][0]["diff"]
