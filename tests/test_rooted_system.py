@@ -10,9 +10,9 @@ from pyinfra.facts.deb import DebPackages
 
 from agent.errors import ResourceError
 from agent.host.facts import Facts
-from agent.host.fake import FakeRunner
 from agent.host.pyinfra_bridge import FactHost, fact_command
 from agent.host.system import GroupEntry, System, UserEntry
+from tests.fakerunner import FakeRunner
 
 
 @pytest.fixture

@@ -216,7 +216,7 @@ def test_a_cron_that_holds_a_secret_keeps_no_backup(tmp_path: Path) -> None:
             run: "/usr/local/bin/push --token {{ secret('/spec/token') }}"
         """)
     (node,) = catalog.nodes
-    assert node.res.sensitive and node.res.spec.backup is False and node.res.mode == 0o644
+    assert node.res.sensitive and node.res.spec.backup is False
 
 
 def test_settle_returns_overrides_and_changes_nothing(tmp_path: Path) -> None:

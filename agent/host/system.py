@@ -4,7 +4,7 @@ A :class:`System` is rooted: ``System()`` is this machine (root "/"), and
 ``System(root=tmp)`` maps every absolute path it is given under ``tmp``, reads
 users and groups from ``<root>/etc/passwd`` and ``<root>/etc/group``, and runs
 commands through an injected ``runner`` (a test double such as
-:class:`agent.host.fake.FakeRunner`). Kinds pass the host's own paths
+X
 ("/etc/cron.d"), never paths of this machine, so one kind works on both.
 
 Every command is an argv list; nothing here builds a shell string.

@@ -32,6 +32,7 @@ class Cron(Resource, kind="cron"):
         run (str): the command line (cron runs it with /bin/sh).
         user (str): the user it runs as (default root).
         environment (dict): variables set for the job, e.g. {MAILTO: ""}.
+        backup (bool | int): keep the replaced job file (default: the configured count).
         state (str): present (default) or absent.
 
     Example:
@@ -46,7 +47,7 @@ class Cron(Resource, kind="cron"):
         "run": f(str, None, "command line, run by /bin/sh"),
         "user": f(str, "root", "run as this user"),
         "environment": f(dict, None, "environment lines, e.g. {MAILTO: ''}"),
-        "backup": File.FIELDS["backup"],
+        "backup": f((bool, int), True, "keep replaced content (true, false or a count)"),
     }
     SYSTEM = True
     EXAMPLES = [{"cron": "trueup-example", "schedule": "*/5 * * * *", "run": "/bin/true"}]
@@ -141,8 +142,9 @@ class Cron(Resource, kind="cron"):
             system.mkdir(CRON_D, 0o755)
         if fields & {"state", "content"}:
             st, current = self._current()
-            if current is not None:
-                self.ctx.backups.save(self.path, current)
+            keep = self.spec["backup"]
+            if current is not None and keep is not False:
+                self.ctx.backups.save(self.path, current, None if keep is True else int(keep))
             if self.state == "absent":
                 system.remove(self.path)
             else:

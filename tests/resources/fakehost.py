@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from agent.engine.backups import Backups
-from agent.host.fake import FakeRunner
 from agent.host.pyinfra_bridge import FactHost, fact_command
 from agent.host.system import System
 from agent.model import Change
 from agent.resources import Context, Resource, kind_class
+from tests.fakerunner import FakeRunner
 from tests.helpers import snapshot
 
 
