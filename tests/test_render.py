@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.compile.render import Renderer, RenderError, _Placeholders
+from agent.compile.yamlfile import LineDict
 from tests.helpers import REPO
 
 ATTRS = {"web": {"port": 8080, "name": "demo", "on": True, "none": None}, "n": 3}
@@ -109,8 +110,17 @@ class FactsLike(Mapping[str, Any]):
         return "called"
 
 
+def line_dict(line: int | None) -> LineDict:
+    """A YAML mapping whose keys shadow its own slots (``line``, ``lines``)."""
+    out = LineDict(line="key line", lines="key lines", port=22)
+    if line is not None:
+        out.line, out.lines = line, {"port": line}
+    return out
+
+
 TRICKY = {"web": {"port": 8080, "name": "demo", **{m: f"key {m}" for m in METHODS}},
-          **{m: f"top {m}" for m in METHODS}, "n": 3, "gen": (i for i in range(2))}
+          **{m: f"top {m}" for m in METHODS}, "n": 3, "gen": (i for i in range(2)),
+          "yaml": line_dict(7), "unset": line_dict(None)}
 FACTS = FactsLike({"hostname": "web-1", "get": "fact get", "items": "fact items",
                    "ec2": {"region": "eu-west-1", "keys": "ec2 keys"}})
 EXTRA = {"port": 443, "none": "ctx none", "true": "ctx true", "self": "ctx self",
@@ -121,7 +131,8 @@ _dotted = ([f"attributes.web.{m}" for m in METHODS] + [f"attributes.{m}" for m i
                                      "keys", "_values", "ec2.region", "ec2.keys", "ec2.nope")]
            + ["attributes.web.port", "attributes.web.items.x", "attributes.web.nope",
               "attributes.n.real", "attributes.n.bit_length", "attributes.gen.gi_frame",
-              "fn.__name__", "fn.x"])
+              "fn.__name__", "fn.x", "attributes.yaml.line", "attributes.yaml.lines",
+              "attributes.yaml.port", "attributes.unset.line", "attributes.unset.port"])
 _top = ["port", "none", "true", "self", "range", "items", "nope", "dict", "namespace", "fn"]
 tricky_names = st.sampled_from(_dotted + _top)
 comment = st.builds(lambda body, left, right: "{#" + left + body + right + "#}",

@@ -199,11 +199,25 @@ def _in_context(dotted: str) -> bool:
     return dotted.partition(".")[0] not in _NOT_CONTEXT
 
 
-#: A plain dict answers getattr for exactly these names; any other name is an item lookup.
-_DICT_NAMES = frozenset(dir(dict))
 #: Objects whose every attribute Jinja's sandbox calls internal (see jinja2.sandbox).
 _INTERNAL = (types.CodeType, types.TracebackType, types.FrameType, types.GeneratorType,
              types.CoroutineType, types.AsyncGeneratorType)
+
+
+def _attribute_names(cls: type) -> frozenset[str] | None:
+    """Every name ``getattr`` can answer on an instance of ``cls``, if the class alone says.
+
+    True of dicts, lists, scalars and slotted classes such as LineDict; None for classes
+    whose instances have a ``__dict__``, a ``__getattr__`` or a Python ``__getattribute__``.
+    """
+    if cls.__dictoffset__ or hasattr(cls, "__getattr__") or any(
+            isinstance(k.__dict__.get("__getattribute__"), types.FunctionType)
+            for k in cls.__mro__):
+        return None
+    return frozenset(dir(cls))
+
+
+_NAMES: dict[type, frozenset[str] | None] = {dict: frozenset(dir(dict))}
 
 
 def _resolve(ctx: Mapping[str, Any], dotted: str) -> Any:
@@ -232,10 +246,15 @@ def _getattr(obj: Any, name: str, parts: list[str], i: int) -> Any:
     with ``_``, or an attribute of a callable or of an internal object. There the
     fast path raises :class:`_Unsure` and Jinja's environment decides.
     """
-    if type(obj) is dict and name not in _DICT_NAMES:  # the hot path: no attribute answers
+    cls = type(obj)
+    try:
+        names = _NAMES[cls]
+    except KeyError:
+        names = _NAMES[cls] = _attribute_names(cls)
+    if names is not None and name not in names:  # the hot path: no attribute can answer
         try:
             return obj[name]
-        except KeyError:
+        except (TypeError, LookupError):
             raise _undefined(parts, i) from None
     try:
         value = getattr(obj, name)
