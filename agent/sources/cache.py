@@ -14,12 +14,12 @@ only, and an offline run that needs one stops with a message saying so.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from agent.errors import TrueupError
+from agent.host.system import write_file_atomic
 
 
 def bundles_dir(state_dir: str) -> Path:
@@ -46,14 +46,7 @@ def save(state_dir: str, name: str, data: dict[str, Any]) -> None:
     """Write a record file atomically, mode 0600."""
     folder = Path(state_dir) / "sources"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    final = folder / name
-    tmp = folder / f".{name}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
+    write_file_atomic(str(folder / name), json.dumps(data, indent=1, sort_keys=True).encode())
 
 
 def now() -> str:
@@ -105,9 +98,9 @@ def offline(state_dir: str, url: str, reason: str) -> Any:
     root = ""
     sha = origin.get("sha256")
     if sha:
-        from agent import bundle  # tarfile & co.: only when a cache is consulted
+        from agent.sources import archive  # tarfile & co.: only when a cache is consulted
 
-        cached = bundle.cached(bundles_dir(state_dir), sha)
+        cached = archive.cached(bundles_dir(state_dir), sha)
         if cached is None:
             raise TrueupError(f"cannot reach {url} ({reason}), and the last verified bundle "
                               f"(sha256 {sha}) is no longer in {bundles_dir(state_dir)}: "

@@ -17,6 +17,7 @@ from typing import Any
 from agent.compile import attributes as attrs
 from agent.compile.loader import Bundle, Recipe, parse_recipe
 from agent.errors import TrueupError
+from agent.host.system import fsync_dir, write_file_atomic
 from agent.sources.base import Fetched
 
 
@@ -78,9 +79,14 @@ def _materialize(recipes: dict[str, tuple[str, str]], state_dir: str) -> str:
     if os.path.isdir(folder):
         return folder
     tmp = f"{folder}.tmp-{os.getpid()}"
+    if os.path.isdir(tmp):  # left by a killed run that had this pid
+        import shutil
+
+        shutil.rmtree(tmp)
     for name, (text, _) in recipes.items():
-        os.makedirs(os.path.join(tmp, name), mode=0o700, exist_ok=True)
-        with open(os.path.join(tmp, name, "recipe.yml"), "w", encoding="utf-8") as fh:
-            fh.write(text)
-    os.replace(tmp, folder)
+        os.makedirs(os.path.join(tmp, name), mode=0o700)
+        write_file_atomic(os.path.join(tmp, name, "recipe.yml"), text.encode())
+    fsync_dir(tmp)  # the folder is complete on disk before it gets its name
+    os.rename(tmp, folder)
+    fsync_dir(os.path.dirname(folder))
     return folder
