@@ -69,6 +69,25 @@ class Console:
         code = COLOURS[FAILED] if t[FAILED] else (COLOURS[CHANGED] if t[CHANGED] else "32")
         self.write(self.paint(text, code) + "\n")
 
+    def pruned(self, pruned: dict[str, Any]) -> None:
+        """One line when old cache entries were removed (see agent.sources.cache.prune)."""
+        if not pruned.get("count"):
+            return
+        what = ", ".join(f"{len(pruned[k])} {label}{'s' if len(pruned[k]) > 1 else ''}"
+                         for k, label in PRUNED_LABELS.items() if pruned.get(k))
+        count = pruned["count"]
+        self.write(f"trueup: pruned {count} old cache {'entry' if count == 1 else 'entries'} "
+                   f"({_size(pruned['bytes'])}): {what}\n")
+
+
+PRUNED_LABELS = {"bundles": "bundle", "recipes": "recipe set", "parsed": "parsed-YAML cache"}
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    return f"{n / 1024:.1f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MB"
+
 
 def _change_text(change: Any) -> str:
     if change.field in ("content", "state", "run") or change.before is None:

@@ -18,6 +18,7 @@ from agent.compile import attributes as attrs
 from agent.compile.loader import Bundle, Recipe, parse_recipe
 from agent.errors import TrueupError
 from agent.host.system import fsync_dir, write_file_atomic
+from agent.sources import cache
 from agent.sources.base import Fetched
 
 
@@ -33,6 +34,9 @@ class SourcedBundle(Bundle):
         if not root:
             raise TrueupError(f"{fetched.origin.get('source')}: no bundle pointer and no "
                               "recipes: publish one with trueup publish")
+        if cache_dir:  # one folder per bundle read, so old bundles' entries can be pruned
+            key = f"{os.path.abspath(root)}\0{self.recipes_dir}".encode()
+            cache_dir = os.path.join(cache_dir, hashlib.sha256(key).hexdigest()[:32])
         super().__init__(root, cache_dir)
         both = sorted(set(fetched.recipes) & set(super().names())) if fetched.root else []
         if both:
@@ -44,6 +48,10 @@ class SourcedBundle(Bundle):
 
     def names(self) -> list[str]:
         return sorted(set(super().names()) | set(self.fetched.recipes))
+
+    def cached_paths(self) -> list[str]:
+        """The state-dir cache entries this bundle reads: kept when caches are pruned."""
+        return [p for p in (self.fetched.root, self.recipes_dir, self.cache_dir) if p]
 
     def recipe(self, name: str, wanted_by: str | None = None,
                line: int | None = None) -> Recipe:
@@ -75,7 +83,7 @@ class SourcedBundle(Bundle):
 def _materialize(recipes: dict[str, tuple[str, str]], state_dir: str) -> str:
     """Write Parameter Store recipes as ``<name>/recipe.yml`` in a content-addressed folder."""
     digest = hashlib.sha256(json.dumps(recipes, sort_keys=True).encode()).hexdigest()
-    folder = os.path.join(state_dir, "sources", "recipes", digest)
+    folder = os.path.join(cache.recipes_dir(state_dir), digest)
     if os.path.isdir(folder):
         return folder
     tmp = f"{folder}.tmp-{os.getpid()}"
