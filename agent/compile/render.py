@@ -13,7 +13,7 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from agent.errors import RenderError, TrueupError
+from agent.errors import RenderError
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _SIMPLE = re.compile(r"\{\{\s*(" + _NAME + r"(?:\." + _NAME + r")*)\s*\}\}")
@@ -292,7 +292,3 @@ def _template_line(exc: BaseException) -> int | None:
         tb = tb.tb_next
     return line
 
-
-def render_error(exc: RenderError, file: str, line: int | None) -> TrueupError:
-    """A RenderError as the user sees it, pointing at ``file`` and ``line``."""
-    return TrueupError(str(exc), file, exc.line or line)
