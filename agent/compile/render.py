@@ -214,10 +214,10 @@ def _attribute_names(cls: type) -> frozenset[str] | None:
             isinstance(k.__dict__.get("__getattribute__"), types.FunctionType)
             for k in cls.__mro__):
         return None
-    return frozenset(dir(cls))
+    return frozenset().union(*(k.__dict__ for k in cls.__mro__))  # where getattr looks
 
 
-_NAMES: dict[type, frozenset[str] | None] = {dict: frozenset(dir(dict))}
+_NAMES: dict[type, frozenset[str] | None] = {}
 
 
 def _resolve(ctx: Mapping[str, Any], dotted: str) -> Any:
