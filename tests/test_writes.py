@@ -12,8 +12,16 @@ from pathlib import Path
 
 import pytest
 
+from agent.aws.secrets import SecretStore
+from agent.compile.loader import Bundle
+from agent.compile.prepare import Options, prepare
+from agent.config import Config
+from agent.engine.backups import Backups
+from agent.engine.runner import Runner
 from agent.host import system as host
+from agent.host.facts import Facts
 from agent.host.system import System, write_file_atomic
+from tests.helpers import write_bundle
 
 
 def test_write_file_atomic_writes_the_whole_file_with_its_mode(tmp_path: Path) -> None:
@@ -127,6 +135,27 @@ def test_flush_syncs_each_written_file_system_once_and_no_other(tmp_path: Path,
     finally:
         if other:
             shutil.rmtree(other)
+
+
+def test_a_run_that_writes_a_tmp_dir_syncs_that_file_system_only(tmp_path: Path,
+                                                                 syncfs) -> None:
+    target = tmp_path / "target"
+    bundle = write_bundle(tmp_path / "bundle", {"p": f"""\
+        resources:
+          - directory: "{target}"
+          - file: "{target}/a.txt"
+            content: "a"
+          - file: "{target}/b.txt"
+            content: "b"
+        """}, runlist="p")
+    state = tmp_path / "state"
+    system = System()
+    prepared = prepare(Options(source=str(bundle), runlist="p"), Config(state_dir=str(state)),
+                       Bundle(str(bundle)), system, Backups(str(state / "backup")), Facts(),
+                       SecretStore())
+    results = Runner(prepared.catalog, system).run()
+    assert [r.status for r in results] == ["changed"] * 3
+    assert syncfs.devices == [os.stat(target).st_dev]
 
 
 def test_flush_after_replacing_only_fsyncs_the_folders(tmp_path: Path, syncfs,
