@@ -7,6 +7,7 @@ Example ``/etc/trueup/config.toml``::
     lock_timeout = 0        # seconds to wait for another run; then exit 75
     backups = 5             # replaced file versions kept per file
     history = 50            # run reports kept
+    cache_keep = 5          # old bundles, recipe sets and parsed-YAML caches kept
     splay = 0               # trueup run sleeps a random 0..splay seconds before fetching
 """
 
@@ -40,6 +41,7 @@ class Config:
     lock_timeout: float = 0.0
     backups: int = 5
     history: int = 50
+    cache_keep: int = 5  # per cache, besides the entries in use and the last verified bundle
     color: str = "auto"  # auto, always, never
     splay: float = 0.0   # seconds; random sleep before a run fetches its source
 

@@ -131,3 +131,29 @@ def test_the_graph_reader_sees_lazy_imports():
     # commands.run imports the runner inside converge(), not at the top
     assert "agent.engine.runner" in graph["agent.commands.run"]
     assert "botocore.exceptions" in graph["agent.aws.clients"]
+
+
+def test_every_agent_import_names_a_module_of_this_tree():
+    """``from agent import gone`` can still import from an older install on sys.path."""
+    modules = _modules()
+    known = {**modules, "agent": modules["agent.__init__"]}
+    bad = []
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module \
+                    and node.module.split(".")[0] == "agent":
+                package = known.get(node.module)
+                if package is None:
+                    bad.append(f"{name} imports {node.module}")
+                    continue
+                if package.name != "__init__.py":
+                    continue
+                defined = package.read_text()
+                for alias in node.names:
+                    if f"{node.module}.{alias.name}" not in known \
+                            and alias.name not in defined:
+                        bad.append(f"{name} imports {node.module}.{alias.name}")
+            elif isinstance(node, ast.Import):
+                bad += [f"{name} imports {a.name}" for a in node.names
+                        if a.name.split(".")[0] == "agent" and a.name not in known]
+    assert bad == [], "\n".join(sorted(bad))

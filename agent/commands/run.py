@@ -19,6 +19,7 @@ from agent.errors import TrueupError
 from agent.host.facts import Facts
 from agent.host.system import System
 from agent.model import CHANGED, FAILED
+from agent.sources import cache
 
 EXIT_OK, EXIT_CANNOT_RUN, EXIT_CHANGES, EXIT_FAILURES, EXIT_LOCKED = 0, 1, 2, 4, 75
 
@@ -40,7 +41,7 @@ def resolve_source(opts: Options, cfg: Config, instance: InstanceFacts) -> Bundl
         raise TrueupError("no source: give a bundle folder (trueup run ./recipes) or set "
                           "source in /etc/trueup/config.toml or TRUEUP_SOURCE")
     ctx = sources.FetchContext(cfg.state_dir, role=cfg.role, event=opts.event, instance=instance)
-    return sources.open_bundle(src, ctx, os.path.join(cfg.state_dir, "cache", "parsed"))
+    return sources.open_bundle(src, ctx, cache.parsed_dir(cfg.state_dir))
 
 
 def converge(opts: Options, cfg: Config, out: Any = None) -> int:
@@ -94,10 +95,12 @@ def converge(opts: Options, cfg: Config, out: Any = None) -> int:
         report = reports.build(meta, results, started)
         code = exit_code(report["totals"], opts.detailed_exitcodes)
         report["exit_code"] = code
+        report["pruned"] = cache.prune(cfg.state_dir, cfg.cache_keep, bundle.cached_paths())
         reports.store(cfg.state_dir, report, cfg.history)
     if opts.json:
         console.write(reports.dumps(report) + "\n")
     else:
+        console.pruned(report["pruned"])
         console.summary(report)
     return code
 

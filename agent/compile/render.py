@@ -1,19 +1,25 @@
 """Jinja2 rendering of recipe values and template files, with undefined names as errors.
 
 Plain strings pass through untouched and ``{{ dotted.name }}`` placeholders are
-resolved without Jinja (the common case, and a hot path); anything else is
-compiled once by Jinja2 and cached.
+resolved without Jinja (the common case, and a hot path) by Jinja's own lookup rules;
+anything else, and any lookup those rules leave to the environment (a method, a
+private name, a Jinja global), is compiled once by Jinja2 and cached.
 """
 
 from __future__ import annotations
 
 import re
+import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from agent.errors import RenderError, TrueupError
+from agent.errors import RenderError
 
-_SIMPLE = re.compile(r"\{\{\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\}\}")
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_SIMPLE = re.compile(r"\{\{\s*(" + _NAME + r"(?:\." + _NAME + r")*)\s*\}\}")
+#: Names Jinja does not look up in the context when they start an expression: constants
+#: (``{{ none }}`` is None), the ``not`` operator, and ``self`` (the template itself).
+_NOT_CONTEXT = frozenset({"true", "false", "none", "True", "False", "None", "not", "self"})
 
 
 class Renderer:
@@ -47,20 +53,23 @@ class Renderer:
         ctx = self.context if not extra else {**self.context, **extra}
         template = self._compiled.get(text)
         if template is None:
-            template = _Placeholders.parse(text)
-            if template is None:
-                try:
-                    template = self.env().from_string(text)
-                except Exception as exc:  # jinja2.TemplateSyntaxError
-                    raise RenderError(f"template syntax error: {_message(exc)} in {text!r}") \
-                        from None
-            self._compiled[text] = template
+            template = self._compiled[text] = _Placeholders.parse(text) or self._jinja(text)
         try:
-            return template.render(ctx)
+            try:
+                return template.render(ctx)
+            except _Unsure:  # the fast path cannot decide: Jinja renders this text from now on
+                template = self._compiled[text] = self._jinja(text)
+                return template.render(ctx)
         except RenderError:
             raise
         except Exception as exc:
             raise RenderError(f"{_message(exc)} in {text!r}") from None
+
+    def _jinja(self, text: str) -> Any:
+        try:
+            return self.env().from_string(text)
+        except Exception as exc:  # jinja2.TemplateSyntaxError
+            raise RenderError(f"template syntax error: {_message(exc)} in {text!r}") from None
 
     def native(self, text: str) -> Any:
         """The value of a string that is one ``{{ expression }}``, not its text.
@@ -71,9 +80,12 @@ class Renderer:
         if not (inner.startswith("{{") and inner.endswith("}}")) or inner.count("{{") != 1:
             return self.string(text)
         expr = inner[2:-2].strip()
-        if _SIMPLE.fullmatch(inner):
-            return _resolve(self.context, expr)
         try:
+            if _SIMPLE.fullmatch(inner) and _in_context(expr):
+                try:
+                    return _resolve(self.context, expr)
+                except _Unsure:
+                    pass
             compiled = self.env().compile_expression(expr, undefined_to_none=False)
             value = compiled(self.context)
             if isinstance(value, self._env.undefined):
@@ -97,26 +109,32 @@ class Renderer:
                 raise RenderError("template file not found") from None
             except (OSError, UnicodeDecodeError) as exc:
                 raise RenderError(f"cannot read template: {exc}") from None
-            template = _Placeholders.parse(source)
-            if template is None:
-                try:
-                    template = self.env().from_string(source)
-                except Exception as exc:
-                    raise RenderError(f"template syntax error: {_message(exc)}",
-                                      getattr(exc, "lineno", None)) from None
-            self._files[path] = template
+            template = self._files[path] = (_Placeholders.parse(source)
+                                            or self._jinja_file(source))
         ctx = dict(self.context)
         if variables:
             ctx.update(variables)
             ctx["variables"] = variables
         try:
-            return template.render(ctx)
+            try:
+                return template.render(ctx)
+            except _Unsure:
+                template = self._files[path] = self._jinja_file(template.source)
+                return template.render(ctx)
         except RenderError:
             raise
         except Exception as exc:
             raise RenderError(_message(exc), _template_line(exc)) from None
 
+    def _jinja_file(self, source: str) -> Any:
+        try:
+            return self.env().from_string(source)
+        except Exception as exc:
+            raise RenderError(f"template syntax error: {_message(exc)}",
+                              getattr(exc, "lineno", None)) from None
+
     def env(self) -> Any:
+        """The Jinja2 environment (made on first use): StrictUndefined, trailing newline kept."""
         if self._env is None:
             import jinja2
 
@@ -128,25 +146,38 @@ class Renderer:
         return self._env
 
 
+class _Unsure(Exception):
+    """Jinja's own environment must answer this lookup: the caller renders with Jinja."""
+
+
 class _Placeholders:
     """A template that only substitutes ``{{ dotted.name }}``: rendered without Jinja.
 
-    The output is what Jinja would print for the same text.
+    The output is what Jinja would print for the same text, or :class:`_Unsure` is
+    raised where only the environment can say (see :func:`_getattr`).
     """
 
-    __slots__ = ("parts",)
+    __slots__ = ("parts", "source")
 
-    def __init__(self, parts: list[str]) -> None:
+    def __init__(self, source: str, parts: list[str]) -> None:
+        self.source = source
         self.parts = parts  # literal, name, literal, name, …, literal
 
     @classmethod
     def parse(cls, text: str) -> _Placeholders | None:
+        """The placeholders of ``text``, or None when it needs Jinja itself."""
         if "{%" in text or "{#" in text or "\r" in text:  # Jinja also rewrites line ends
             return None
         parts = _SIMPLE.split(text)
-        if any("{{" in lit or "}}" in lit for lit in parts[::2]):
+        literals = parts[::2]
+        if any("{{" in lit or "}}" in lit for lit in literals):
             return None
-        return cls(parts)
+        # "{{{ a }}": Jinja's lexer starts the expression at the first "{{"
+        if any(lit.endswith("{") for lit in literals[:-1]):
+            return None
+        if not all(_in_context(name) for name in parts[1::2]):
+            return None
+        return cls(text, parts)
 
     def render(self, ctx: Mapping[str, Any]) -> str:
         parts = self.parts
@@ -155,40 +186,92 @@ class _Placeholders:
         out = parts[:]
         for i in range(1, len(parts), 2):
             try:
-                out[i] = _lookup(ctx, parts[i])
+                value = _resolve(ctx, parts[i])
             except RenderError as exc:
                 exc.line = "".join(parts[:i]).count("\n") + 1
                 raise
+            out[i] = value if type(value) is str else str(value)
         return "".join(out)
 
 
-def _lookup(ctx: Mapping[str, Any], dotted: str) -> str:
-    obj = _resolve(ctx, dotted)
-    if isinstance(obj, str):
-        return obj
-    return "None" if obj is None else str(obj)
+def _in_context(dotted: str) -> bool:
+    """Whether Jinja reads the first name of ``dotted`` from the render context."""
+    return dotted.partition(".")[0] not in _NOT_CONTEXT
+
+
+#: Objects whose every attribute Jinja's sandbox calls internal (see jinja2.sandbox).
+_INTERNAL = (types.CodeType, types.TracebackType, types.FrameType, types.GeneratorType,
+             types.CoroutineType, types.AsyncGeneratorType)
+
+
+def _attribute_names(cls: type) -> frozenset[str] | None:
+    """Every name ``getattr`` can answer on an instance of ``cls``, if the class alone says.
+
+    True of dicts, lists, scalars and slotted classes such as LineDict; None for classes
+    whose instances have a ``__dict__``, a ``__getattr__`` or a Python ``__getattribute__``.
+    """
+    if cls.__dictoffset__ or hasattr(cls, "__getattr__") or any(
+            isinstance(k.__dict__.get("__getattribute__"), types.FunctionType)
+            for k in cls.__mro__):
+        return None
+    return frozenset().union(*(k.__dict__ for k in cls.__mro__))  # where getattr looks
+
+
+_NAMES: dict[type, frozenset[str] | None] = {}
 
 
 def _resolve(ctx: Mapping[str, Any], dotted: str) -> Any:
+    """The value of ``a.b.c`` in ``ctx``, looked up as Jinja does it.
+
+    Raises:
+        RenderError: a name is undefined (Jinja's StrictUndefined fails there too).
+        _Unsure: the answer depends on the Jinja environment.
+    """
     parts = dotted.split(".")
     try:
         obj = ctx[parts[0]]
     except KeyError:
-        raise RenderError(f"'{parts[0]}' is undefined in '{{{{ {dotted} }}}}'") from None
-    for i, part in enumerate(parts[1:], 1):
-        if isinstance(obj, Mapping):
-            if part in obj:
-                obj = obj[part]
-                continue
-        else:
-            try:
-                obj = getattr(obj, part)
-                continue
-            except AttributeError:
-                pass
-        where = ".".join(parts[:i])
-        raise RenderError(f"'{where}' has no attribute '{part}' in '{{{{ {dotted} }}}}'")
+        raise _Unsure from None  # Jinja looks in its globals (range, dict, ...) next
+    for i in range(1, len(parts)):
+        obj = _getattr(obj, parts[i], parts, i)
     return obj
+
+
+def _getattr(obj: Any, name: str, parts: list[str], i: int) -> Any:
+    """``obj.name`` by Jinja's ``Environment.getattr``: the attribute, else the item.
+
+    That rule is the same in every Jinja environment, sandboxed or not, except when
+    the attribute exists and the sandbox could refuse it: a method or other callable
+    (``{{ web.items }}`` is ``dict.items``, not the key ``items``), a name starting
+    with ``_``, or an attribute of a callable or of an internal object. There the
+    fast path raises :class:`_Unsure` and Jinja's environment decides.
+    """
+    cls = type(obj)
+    try:
+        names = _NAMES[cls]
+    except KeyError:
+        names = _NAMES[cls] = _attribute_names(cls)
+    if names is not None and name not in names:  # the hot path: no attribute can answer
+        try:
+            return obj[name]
+        except (TypeError, LookupError):
+            raise _undefined(parts, i) from None
+    try:
+        value = getattr(obj, name)
+    except AttributeError:
+        try:
+            return obj[name]
+        except (TypeError, LookupError):
+            raise _undefined(parts, i) from None
+    if name.startswith("_") or callable(value) or callable(obj) or isinstance(obj, _INTERNAL):
+        raise _Unsure
+    return value
+
+
+def _undefined(parts: list[str], i: int) -> RenderError:
+    dotted = ".".join(parts)
+    return RenderError(f"'{'.'.join(parts[:i])}' has no attribute '{parts[i]}' in "
+                       f"'{{{{ {dotted} }}}}'")
 
 
 def _message(exc: BaseException) -> str:
@@ -209,7 +292,3 @@ def _template_line(exc: BaseException) -> int | None:
         tb = tb.tb_next
     return line
 
-
-def render_error(exc: RenderError, file: str, line: int | None) -> TrueupError:
-    """A RenderError as the user sees it, pointing at ``file`` and ``line``."""
-    return TrueupError(str(exc), file, exc.line or line)

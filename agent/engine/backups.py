@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import time
 
+from agent.host.system import write_file_atomic
+
 
 class Backups:
     """Keeps the previous content of files trueup replaces or removes.
@@ -26,11 +28,7 @@ class Backups:
         os.makedirs(where, mode=0o700, exist_ok=True)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         name = os.path.join(where, f"{stamp}.{time.time_ns() % 1_000_000_000:09d}")
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
+        write_file_atomic(name, data)
         old = sorted(os.listdir(where))
         for stale in old[:-keep]:
             os.unlink(os.path.join(where, stale))

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from typing import Any, TextIO
 
+from agent.host.system import write_file_atomic
 from agent.model import CHANGED, FAILED, GUARDED, IGNORED, SKIPPED, UNCHANGED, Result
 from agent.redact import HIDDEN, REDACTOR
 
@@ -96,6 +97,25 @@ class Console:
                 f"{report['duration_s']:.2f}s")
         code = COLOURS[FAILED] if t[FAILED] else (COLOURS[CHANGED] if t[CHANGED] else "32")
         self.write(self.paint(text, code) + "\n")
+
+    def pruned(self, pruned: dict[str, Any]) -> None:
+        """One line when old cache entries were removed (see agent.sources.cache.prune)."""
+        if not pruned.get("count"):
+            return
+        what = ", ".join(f"{len(pruned[k])} {label}{'s' if len(pruned[k]) > 1 else ''}"
+                         for k, label in PRUNED_LABELS.items() if pruned.get(k))
+        count = pruned["count"]
+        self.write(f"trueup: pruned {count} old cache {'entry' if count == 1 else 'entries'} "
+                   f"({_size(pruned['bytes'])}): {what}\n")
+
+
+PRUNED_LABELS = {"bundles": "bundle", "recipes": "recipe set", "parsed": "parsed-YAML cache"}
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    return f"{n / 1024:.1f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MB"
 
 
 class LiveLine:
@@ -218,23 +238,13 @@ def store(state_dir: str, report: dict[str, Any], keep: int) -> str:
     os.makedirs(history, mode=0o700, exist_ok=True)
     data = dumps(report, indent=None).encode() + b"\n"  # compact: C encoder, fast for big runs
     name = f"{report['run_id']}.json"
-    _write(os.path.join(history, name), data)
-    _write(os.path.join(folder, "last_run.json"), data)
+    write_file_atomic(os.path.join(history, name), data)
+    write_file_atomic(os.path.join(folder, "last_run.json"), data)
     entries = sorted(os.listdir(history))
     for stale in entries[:-keep] if keep > 0 else entries:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(history, stale))
     return os.path.join(folder, "last_run.json")
-
-
-def _write(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def load_last(state_dir: str) -> dict[str, Any] | None:

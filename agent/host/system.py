@@ -13,10 +13,11 @@ Every command is an argv list; nothing here builds a shell string.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from agent.errors import ResourceError
 
@@ -98,12 +99,20 @@ class System:
         return os.path.join(self.root, os.path.normpath(path).lstrip("/"))
 
     def flush(self) -> None:
-        """Make this run's writes durable: new files and each folder written, once."""
+        """Make this run's writes durable: new files and each folder written, once.
+
+        Created files were not fsync'ed one by one: each file system that holds a
+        folder written this run is flushed with one ``syncfs`` (see
+        :func:`sync_filesystems`), and no other file system is. Without created
+        files, each folder written is fsync'ed.
+        """
+        folders = sorted(self._unsynced)
         if self._new_files:
-            os.sync()  # one flush for every created file, instead of one fsync each
+            sync_filesystems(folders)
             self._new_files = False
-        for folder in sorted(self._unsynced):
-            _fsync_dir(folder)
+        else:
+            for folder in folders:
+                fsync_dir(folder)
         self._unsynced.clear()
 
     # --- processes -----------------------------------------------------------------
@@ -257,7 +266,8 @@ class System:
         Replacing a file fsyncs the new content before the rename, so a power
         loss leaves the old content or the new, never an empty file. A file that
         did not exist (``replacing=False``) has nothing to lose: its data is
-        flushed with all others by :meth:`flush` at the end of the run.
+        flushed with all others by :meth:`flush` at the end of the run (or
+        fsync'ed here where the host has no ``syncfs``).
         """
         # A fixed name (runs hold the run lock): a run killed mid-write leaves at most
         # this file, which the next run's check reports and its apply replaces.
@@ -269,10 +279,8 @@ class System:
             if uid != -1 or gid != -1:
                 os.fchown(fd, uid, gid)
             os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            if replacing:
+            write_all(fd, data)
+            if replacing or _syncfs() is None:
                 os.fsync(fd)
             else:
                 self._new_files = True
@@ -350,7 +358,47 @@ def _unlink_quietly(path: str) -> None:
         os.unlink(path)
 
 
-def _fsync_dir(folder: str) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd``, looping over short writes.
+
+    Raises:
+        OSError: the disk is full (ENOSPC), or a write made no progress.
+    """
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(errno.ENOSPC, f"short write: {len(view)} bytes not written")
+        view = view[written:]
+
+
+def write_file_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data``, durably: trueup's own files (reports, records).
+
+    The data goes to a temporary sibling with ``mode``, is written completely and
+    fsync'ed, then renamed over ``path``, and the folder is fsync'ed. Readers see
+    the old file or the new one; a failure (a full disk, a short write) raises
+    OSError, removes the temporary file and leaves ``path`` as it was.
+    """
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+        try:
+            os.fchmod(fd, mode)  # os.open's mode is masked by the umask
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    fsync_dir(folder)
+
+
+def fsync_dir(folder: str) -> None:
+    """Make the entries of ``folder`` durable (best effort: some file systems refuse)."""
     try:
         fd = os.open(folder or ".", os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
@@ -361,3 +409,77 @@ def _fsync_dir(folder: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def sync_filesystems(folders: Sequence[str]) -> None:
+    """Flush the file systems that hold ``folders``, each once, and no other.
+
+    One ``syncfs`` per device (``st_dev``), through a descriptor of a folder on it.
+    Where ``syncfs`` is missing the folders are fsync'ed one by one (files then get
+    their own fsync as they are written, see :meth:`System.atomic_write`); where it
+    fails (a write-back error), so are they, as the best that can still be done.
+    """
+    by_device: dict[int, list[str]] = {}
+    for folder in folders:
+        try:
+            by_device.setdefault(os.stat(folder).st_dev, []).append(folder)
+        except OSError:
+            continue
+    syncfs = _syncfs()
+    for group in by_device.values():
+        if syncfs is None or not _syncfs_through(syncfs, group[0]):
+            for folder in group:
+                fsync_dir(folder)
+
+
+def sync_tree(root: str) -> None:
+    """Make every file and folder under ``root`` durable, before ``root`` is published.
+
+    One ``syncfs`` of its file system; where there is none, an fsync of each file
+    and folder under ``root``.
+    """
+    syncfs = _syncfs()
+    if syncfs is not None and _syncfs_through(syncfs, root):
+        return
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            try:
+                fd = os.open(os.path.join(folder, name), os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:  # a symlink (ELOOP): its folder's fsync keeps it
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(folder)
+
+
+def _syncfs_through(syncfs: Callable[[int], int], folder: str) -> bool:
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        return syncfs(fd) == 0
+    finally:
+        os.close(fd)
+
+
+_UNSET: Any = object()
+_SYNCFS: Callable[[int], int] | None = _UNSET
+
+
+def _syncfs() -> Callable[[int], int] | None:
+    """libc's ``syncfs(fd)`` (Linux), or None where there is none; looked up once."""
+    global _SYNCFS
+    if _SYNCFS is _UNSET:
+        try:
+            import ctypes
+
+            found = ctypes.CDLL(None, use_errno=True).syncfs
+            found.argtypes = [ctypes.c_int]
+            found.restype = ctypes.c_int
+            _SYNCFS = found
+        except (ImportError, OSError, AttributeError):
+            _SYNCFS = None
+    return _SYNCFS

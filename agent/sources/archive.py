@@ -30,6 +30,8 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from agent.host.system import fsync_dir, sync_tree
+
 __all__ = [
     "COMPLETE_MARKER",
     "DEFAULT_MAX_MEMBERS",
@@ -461,6 +463,7 @@ def extract_verified(
                 raise BundleError(f"cannot extract bundle {archive} into {cache_dir}: {exc}")
             _write_marker(tmp, expected, count)
             os.chmod(tmp, _DIR_MODE)
+            sync_tree(str(tmp))  # every member on disk before the folder gets its name
             _publish(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -469,11 +472,8 @@ def extract_verified(
 
 
 def _write_marker(folder: Path, sha256: str, count: int) -> None:
-    marker = folder / COMPLETE_MARKER
-    with open(marker, "w", encoding="utf-8") as fh:
+    with open(folder / COMPLETE_MARKER, "w", encoding="utf-8") as fh:
         fh.write(f"sha256={sha256}\nmembers={count}\n")
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def _publish(tmp: Path, final: Path) -> None:
@@ -491,17 +491,4 @@ def _publish(tmp: Path, final: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
             return
         raise BundleError(f"cannot move the extracted bundle into place at {final}")
-    _fsync_dir(final.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - not all platforms allow opening folders
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
+    fsync_dir(str(final.parent))

@@ -1,10 +1,13 @@
-"""What was last verified, kept under the state dir: the offline fallback and S3 ETag records.
+"""What was last verified, kept under the state dir: the offline fallback, S3 ETag records,
+and the caches a run reads, bounded by :func:`prune`.
 
 Layout under ``<state_dir>``::
 
     bundles/<sha256>/           verified, extracted bundles (see agent.sources.archive)
     sources/last-verified.json  per source URL: pointer, run lists, attributes, recipes
     sources/s3-objects.json     per s3:// URI: the ETag and sha256 of the copy we verified
+    sources/recipes/<digest>/   Parameter Store recipes written out as <name>/recipe.yml
+    cache/parsed/<digest>/      parsed recipe.yml files, one folder per bundle read
     downloads/                  partial downloads (removed after each run)
 
 Secrets are never written here: attributes that were SecureStrings are stored by name
@@ -13,17 +16,29 @@ only, and an offline run that needs one stops with a message saying so.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from agent.errors import TrueupError
+from agent.host.system import write_file_atomic
 
 
 def bundles_dir(state_dir: str) -> Path:
     return Path(state_dir) / "bundles"
+
+
+def recipes_dir(state_dir: str) -> str:
+    return os.path.join(state_dir, "sources", "recipes")
+
+
+def parsed_dir(state_dir: str) -> str:
+    return os.path.join(state_dir, "cache", "parsed")
 
 
 def downloads_dir(state_dir: str) -> Path:
@@ -46,14 +61,10 @@ def save(state_dir: str, name: str, data: dict[str, Any]) -> None:
     """Write a record file atomically, mode 0600."""
     folder = Path(state_dir) / "sources"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    final = folder / name
-    tmp = folder / f".{name}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
+    write_file_atomic(str(folder / name), json.dumps(data, indent=1, sort_keys=True).encode())
+
+
+LAST_VERIFIED = "last-verified.json"
 
 
 def now() -> str:
@@ -74,9 +85,9 @@ def remember(state_dir: str, url: str, fetched: Any) -> None:
         "recipes": {k: list(v) for k, v in fetched.recipes.items()},
         "verified_at": now(),
     }
-    records = load(state_dir, "last-verified.json")
+    records = load(state_dir, LAST_VERIFIED)
     records[url] = record
-    save(state_dir, "last-verified.json", records)
+    save(state_dir, LAST_VERIFIED, records)
 
 
 def _without(tree: dict[str, Any], secret: set[tuple[str, ...]], prefix: tuple = ()) -> dict:
@@ -94,7 +105,7 @@ def offline(state_dir: str, url: str, reason: str) -> Any:
     from agent.aws.secrets import Unavailable
     from agent.sources.base import Fetched
 
-    record = load(state_dir, "last-verified.json").get(url)
+    record = load(state_dir, LAST_VERIFIED).get(url)
     if not record:
         raise TrueupError(f"cannot reach {url} ({reason}), and no verified bundle from it is "
                           f"cached under {state_dir}: nothing to run offline. Check the "
@@ -105,9 +116,9 @@ def offline(state_dir: str, url: str, reason: str) -> Any:
     root = ""
     sha = origin.get("sha256")
     if sha:
-        from agent import bundle  # tarfile & co.: only when a cache is consulted
+        from agent.sources import archive  # tarfile & co.: only when a cache is consulted
 
-        cached = bundle.cached(bundles_dir(state_dir), sha)
+        cached = archive.cached(bundles_dir(state_dir), sha)
         if cached is None:
             raise TrueupError(f"cannot reach {url} ({reason}), and the last verified bundle "
                               f"(sha256 {sha}) is no longer in {bundles_dir(state_dir)}: "
@@ -132,3 +143,112 @@ def offline(state_dir: str, url: str, reason: str) -> Any:
         offline=True,
         offline_reason=f"cannot reach {url} ({reason})",
     )
+
+
+# --------------------------------------------------------------------------- pruning
+
+#: The caches :func:`prune` bounds: report name → where it lives under the state dir.
+CACHES = {"bundles": lambda d: str(bundles_dir(d)), "recipes": recipes_dir,
+          "parsed": parsed_dir}
+
+
+def prune(state_dir: str, keep: int, in_use: Iterable[str]) -> dict[str, Any]:
+    """Remove old entries of the bundle, recipe and parsed-YAML caches; say what went.
+
+    Each cache keeps the entries in ``in_use`` (this run's bundle, recipes and parsed
+    files), the bundles recorded as last verified (the offline fallback), and the
+    ``keep`` others used most recently; an entry's folder mtime is the time a run last
+    used it (entries in use are touched here). Temporary entries left by a killed run
+    go too. Call it under the run lock: no other run reads or writes these caches then.
+
+    Returns:
+        The report's ``pruned`` field: ``count`` and ``bytes`` removed, and the names
+        removed from each cache (``bundles``, ``recipes``, ``parsed``).
+    """
+    used = {os.path.abspath(path) for path in in_use if path}
+    verified = {str((record.get("origin") or {}).get("sha256") or "").lower()
+                for record in load(state_dir, LAST_VERIFIED).values()
+                if isinstance(record, dict)}
+    out: dict[str, Any] = {"count": 0, "bytes": 0}
+    for name, where in CACHES.items():
+        removed, size = _prune_folder(os.path.abspath(where(state_dir)), max(keep, 0), used,
+                                      verified if name == "bundles" else set())
+        out[name] = removed
+        out["count"] += len(removed)
+        out["bytes"] += size
+    return out
+
+
+def _prune_folder(folder: str, keep: int, used: set[str],
+                  protected: set[str]) -> tuple[list[str], int]:
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return [], 0
+    dated: list[tuple[int, str]] = []
+    doomed: list[str] = []
+    for name in names:
+        path = os.path.join(folder, name)
+        if path in used:
+            _touch(path)
+        elif name.startswith(".") or ".tmp-" in name:
+            doomed.append(name)  # a killed run's temporary folder
+        elif name not in protected:
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                dated.append((st.st_mtime_ns, name))
+            else:
+                doomed.append(name)  # every entry is a folder: a file is from an old layout
+    dated.sort(reverse=True)
+    doomed += [name for _, name in dated[keep:]]
+    removed: list[str] = []
+    size = 0
+    for name in sorted(doomed):
+        freed = _remove(os.path.join(folder, name))
+        if freed is not None:
+            removed.append(name)
+            size += freed
+    return removed, size
+
+
+def _touch(path: str) -> None:
+    with contextlib.suppress(OSError):  # read-only or gone: its mtime just stays older
+        os.utime(path)
+
+
+def _remove(path: str) -> int | None:
+    """Delete a cache entry; the bytes it held, or None if it could not be removed.
+
+    A folder is first renamed to a hidden name, so a run killed while deleting it
+    never leaves a partial entry under a name the caches would trust.
+    """
+    try:
+        size = _size(path)
+        if os.path.isdir(path) and not os.path.islink(path):
+            import shutil
+
+            folder, name = os.path.split(path)
+            if not name.startswith("."):
+                hidden = os.path.join(folder, f".{name}.pruned-{os.getpid()}")
+                os.rename(path, hidden)
+                path = hidden
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    except OSError:
+        return None
+    return size
+
+
+def _size(path: str) -> int:
+    total = os.lstat(path).st_size
+    for folder, dirs, files in os.walk(path):
+        for name in dirs + files:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except OSError:
+                continue
+    return total

@@ -17,6 +17,8 @@ from typing import Any
 from agent.compile import attributes as attrs
 from agent.compile.loader import Bundle, Recipe, parse_recipe
 from agent.errors import TrueupError
+from agent.host.system import fsync_dir, write_file_atomic
+from agent.sources import cache
 from agent.sources.base import Fetched
 
 
@@ -32,6 +34,9 @@ class SourcedBundle(Bundle):
         if not root:
             raise TrueupError(f"{fetched.origin.get('source')}: no bundle pointer and no "
                               "recipes: publish one with trueup publish")
+        if cache_dir:  # one folder per bundle read, so old bundles' entries can be pruned
+            key = f"{os.path.abspath(root)}\0{self.recipes_dir}".encode()
+            cache_dir = os.path.join(cache_dir, hashlib.sha256(key).hexdigest()[:32])
         super().__init__(root, cache_dir)
         both = sorted(set(fetched.recipes) & set(super().names())) if fetched.root else []
         if both:
@@ -43,6 +48,10 @@ class SourcedBundle(Bundle):
 
     def names(self) -> list[str]:
         return sorted(set(super().names()) | set(self.fetched.recipes))
+
+    def cached_paths(self) -> list[str]:
+        """The state-dir cache entries this bundle reads: kept when caches are pruned."""
+        return [p for p in (self.fetched.root, self.recipes_dir, self.cache_dir) if p]
 
     def recipe(self, name: str, wanted_by: str | None = None,
                line: int | None = None) -> Recipe:
@@ -74,13 +83,18 @@ class SourcedBundle(Bundle):
 def _materialize(recipes: dict[str, tuple[str, str]], state_dir: str) -> str:
     """Write Parameter Store recipes as ``<name>/recipe.yml`` in a content-addressed folder."""
     digest = hashlib.sha256(json.dumps(recipes, sort_keys=True).encode()).hexdigest()
-    folder = os.path.join(state_dir, "sources", "recipes", digest)
+    folder = os.path.join(cache.recipes_dir(state_dir), digest)
     if os.path.isdir(folder):
         return folder
     tmp = f"{folder}.tmp-{os.getpid()}"
+    if os.path.isdir(tmp):  # left by a killed run that had this pid
+        import shutil
+
+        shutil.rmtree(tmp)
     for name, (text, _) in recipes.items():
-        os.makedirs(os.path.join(tmp, name), mode=0o700, exist_ok=True)
-        with open(os.path.join(tmp, name, "recipe.yml"), "w", encoding="utf-8") as fh:
-            fh.write(text)
-    os.replace(tmp, folder)
+        os.makedirs(os.path.join(tmp, name), mode=0o700)
+        write_file_atomic(os.path.join(tmp, name, "recipe.yml"), text.encode())
+    fsync_dir(tmp)  # the folder is complete on disk before it gets its name
+    os.rename(tmp, folder)
+    fsync_dir(os.path.dirname(folder))
     return folder

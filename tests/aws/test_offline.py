@@ -100,3 +100,34 @@ def test_offline_secret_is_a_clear_error(tmp_path, trueup, env, aws, bucket, clo
     for path in (tmp_path / "state").rglob("*"):
         if path.is_file():
             assert b"tok-1234567" not in path.read_bytes(), path
+
+
+def test_pruning_never_removes_the_bundle_an_offline_run_needs(
+        tmp_path, trueup, env, aws, publish, closed_port):
+    from agent.sources.archive import pack
+    from tests.helpers import write_bundle
+
+    target = tmp_path / "hello"
+    pointer = publish()
+    assert trueup("run", SOURCE, "-a", f"hello.dir={target}").returncode == 0
+    bundles = tmp_path / "state" / "bundles"
+    local_shas = []
+    for i in range(3):  # other bundles run since, with no old bundle kept
+        folder = write_bundle(tmp_path / f"local{i}", {"one": f"""\
+            resources:
+              - file: "{tmp_path}/local.txt"
+                content: "{i}\\n"
+            """}, runlist="one")
+        local_shas.append(pack(folder, tmp_path / f"local{i}.tar.gz"))
+        local = trueup("run", str(tmp_path / f"local{i}.tar.gz"),
+                       env={"TRUEUP_CACHE_KEEP": "0"})
+        assert local.returncode == 0, local.stderr
+        # the one in use and the last verified one, nothing else
+        assert {p.name for p in bundles.iterdir()} == {pointer["sha256"], local_shas[-1]}
+    (target / "motd").unlink()
+    out = trueup("run", SOURCE, "-a", f"hello.dir={target}",
+                 env={"AWS_ENDPOINT_URL": closed_port, "TRUEUP_CACHE_KEEP": "0"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "running the last verified bundle" in out.stderr
+    assert (target / "motd").exists()
+    assert last_report(env)["pruned"]["bundles"] == [local_shas[-1]]
