@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,3 +93,18 @@ class Result:
                    [Change.from_dict(c) for c in data.get("changes", [])], data.get("error"),
                    data.get("duration_ms", 0.0) / 1000, data.get("declared_at", ""),
                    list(data.get("notified", [])), data.get("attempts", 1))
+
+
+class AttrMapping(Mapping[str, Any]):
+    """A mapping whose keys also read as attributes (``facts.hostname``), the way templates
+    use them; a missing key is an AttributeError saying ``MISSING``."""
+
+    MISSING = "no key named {!r}"
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_"):
+            raise AttributeError(key)
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(self.MISSING.format(key)) from None

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from agent.compile.render import RenderError
+from agent.model import AttrMapping
 from agent.redact import REDACTOR
 
 PRIVATE_MODE = 0o600
@@ -110,7 +111,7 @@ def _spec_holds(value: Any) -> bool:
     return False
 
 
-class Watched(Mapping[str, Any]):
+class Watched(AttrMapping):
     """``facts.ec2`` as recipes see it: each key read is noted (and refused in a bake)."""
 
     def __init__(self, inner: Mapping[str, Any], reads: BootReads) -> None:
@@ -120,14 +121,6 @@ class Watched(Mapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         self._reads.read(f"facts.ec2.{key}")
         return self._inner[key]
-
-    def __getattr__(self, key: str) -> Any:
-        if key.startswith("_"):
-            raise AttributeError(key)
-        try:
-            return self[key]
-        except KeyError:
-            raise AttributeError(key) from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._inner)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from agent.host.system import System
+from agent.model import AttrMapping
 
 
 def _os_release(system: System) -> dict[str, str]:
@@ -75,13 +76,15 @@ def _instance() -> Any:
     return InstanceFacts()  # lazy: IMDS is asked only when a key is read
 
 
-class Facts(Mapping[str, Any]):
+class Facts(AttrMapping):
     """Lazily gathered facts: ``facts.hostname`` runs only the hostname gatherer.
 
     ``ec2`` is the run's instance facts (agent.aws.ec2), shared with the rest of the
     run; without it ``facts.ec2`` makes its own on first read. Files (os-release,
     meminfo) are read through ``system`` (default: this machine).
     """
+
+    MISSING = "no fact named {!r}"
 
     def __init__(self, overrides: Mapping[str, Any] | None = None, ec2: Any = None,
                  system: System | None = None) -> None:
@@ -107,14 +110,6 @@ class Facts(Mapping[str, Any]):
             self._values[name] = gather(self)
         self.used.add(name)
         return self._values[name]
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(f"no fact named {name!r}") from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(set(self._gatherers) | set(self._values)))

@@ -231,25 +231,11 @@ class System:
 
     def uid(self, owner: str | int | None) -> int:
         """A user name or number → uid; -1 (leave alone) for None."""
-        if owner is None:
-            return -1
-        if isinstance(owner, int) or owner.isdigit():
-            return int(owner)
-        entry = self.user(owner)
-        if entry is None:
-            raise ResourceError(f"no such user {owner!r}")
-        return entry.uid
+        return _number(owner, self.user, "user", "uid")
 
     def gid(self, group: str | int | None) -> int:
         """A group name or number → gid; -1 (leave alone) for None."""
-        if group is None:
-            return -1
-        if isinstance(group, int) or group.isdigit():
-            return int(group)
-        entry = self.group(group)
-        if entry is None:
-            raise ResourceError(f"no such group {group!r}")
-        return entry.gid
+        return _number(group, self.group, "group", "gid")
 
     # --- file system -------------------------------------------------------------
 
@@ -345,6 +331,17 @@ class System:
             shutil.rmtree(self.path(path))
         else:
             os.rmdir(self.path(path))
+
+
+def _number(value: str | int | None, lookup: Callable[[str], Any], what: str, attr: str) -> int:
+    if value is None:
+        return -1
+    if isinstance(value, int) or value.isdigit():
+        return int(value)
+    entry = lookup(value)
+    if entry is None:
+        raise ResourceError(f"no such {what} {value!r}")
+    return int(getattr(entry, attr))
 
 
 def temp_name(path: str) -> str:
