@@ -8,12 +8,16 @@ lists every module in this package.
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
 import pkgutil
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from agent.errors import ResourceError
 from agent.model import Change
 
 REGISTRY: dict[str, type[Resource]] = {}
@@ -262,6 +266,34 @@ def owner_changes(spec: Mapping[str, Any], st: Any) -> list[Change]:
         if want is not None and (current is None or lookup(want) != current):
             changes.append(Change(key, current, want))
     return changes
+
+
+def symlink_refused(path: str) -> ResourceError:
+    """The one error of file, template and line (and cron) for a symbolic link at ``path``.
+
+    They never write through a link, over one, or remove one: a link is link:'s to manage.
+    Links in the folders above ``path`` are followed as usual.
+    """
+    return ResourceError(f"{path} is a symbolic link; manage it with link: or remove it")
+
+
+def read_regular(path: str) -> bytes:
+    """The bytes of the regular file at ``path``, never read through a symbolic link.
+
+    A link there is :func:`symlink_refused`; anything else that is not a regular file
+    (a folder, a FIFO that would block, a device) is a ResourceError. A missing file
+    raises FileNotFoundError, other failures OSError.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise symlink_refused(path) from None
+        raise
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ResourceError(f"{path} is not a regular file")
+        return fh.read()
 
 
 def kind_class(kind: str) -> type[Resource] | None:
