@@ -296,6 +296,21 @@ def read_regular(path: str) -> bytes:
         return fh.read()
 
 
+def save_backup(ctx: Context, path: str, data: bytes, keep: bool | int = True) -> None:
+    """Keep ``data``, the content about to be replaced at ``path``, before it is touched.
+
+    ``keep`` is a kind's ``backup`` field: False for no backup, True for the configured
+    count, or a count. A backup that cannot be written completely (a full disk, say)
+    fails the resource with ``path`` still as it was.
+    """
+    if keep is False:
+        return
+    try:
+        ctx.backups.save(path, data, None if keep is True else int(keep))
+    except OSError as exc:
+        raise ResourceError(f"{exc.strerror or exc}; {path} left unchanged") from None
+
+
 def kind_class(kind: str) -> type[Resource] | None:
     """The class of ``kind``, importing its module on first use; None if there is none."""
     cls = REGISTRY.get(kind)
