@@ -15,6 +15,7 @@ from agent.resources import (
     owner_changes,
     parse_mode,
     read_regular,
+    save_backup,
     symlink_refused,
 )
 
@@ -31,6 +32,8 @@ class File(Resource, kind="file"):
         owner, group (str): user and group names or numbers.
         mode (str): octal string such as "0644".
         backup (bool | int): keep the replaced content (default: the configured count).
+            A backup that cannot be written whole (a full disk) fails the
+            resource before the file is touched.
         verify (list): argv run on the new content before it replaces the file;
             ``%{path}`` stands for the temporary file. A non-zero exit refuses it.
         state (str): present (default) or absent.
@@ -242,14 +245,14 @@ class File(Resource, kind="file"):
                                 f"(exit {done.returncode}), {self.name} left unchanged{detail}")
 
     def _backup(self) -> None:
-        keep = self.spec["backup"]
-        if keep is False:
+        """Keep the content about to be replaced or removed (the ``backup`` field)."""
+        if self.spec["backup"] is False:
             return
         try:
             data = read_regular(self.name)
         except FileNotFoundError:
             return
-        self.ctx.backups.save(self.name, data, None if keep is True else int(keep))
+        save_backup(self.ctx, self.name, data, self.spec["backup"])
 
 
 def _planned_content(changes: list[Change]) -> bytes:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from agent.errors import ResourceError
 from agent.model import Change
-from agent.resources import Resource, SpecError, f, read_regular
+from agent.resources import Resource, SpecError, f, read_regular, save_backup
 
 
 class Line(Resource, kind="line"):
@@ -155,7 +155,7 @@ class Line(Resource, kind="line"):
             except FileNotFoundError:
                 mode, uid, gid = 0o644, -1, -1
             if current is not None:
-                self.ctx.backups.save(self.path, current)
+                save_backup(self.ctx, self.path, current)
             self.ctx.system.atomic_write(self.path, rewrite.after, mode, uid, gid,
                                          replacing=current is not None)
 
