@@ -32,8 +32,9 @@ class File(Resource, kind="file"):
         owner, group (str): user and group names or numbers.
         mode (str): octal string such as "0644".
         backup (bool | int): keep the replaced content (default: the configured count).
-            A backup that cannot be written whole (a full disk) fails the
-            resource before the file is touched.
+            A backup is made only when content is replaced or removed, after
+            ``verify`` accepted the new content, and before the file is touched: a
+            backup that cannot be written (a full disk) fails the resource.
         verify (list): argv run on the new content before it replaces the file;
             ``%{path}`` stands for the temporary file. A non-zero exit refuses it.
         state (str): present (default) or absent.
@@ -219,12 +220,19 @@ class File(Resource, kind="file"):
                 mode = stat.S_IMODE(st.st_mode) if mode is None else mode
                 uid = st.st_uid if uid == -1 else uid
                 gid = st.st_gid if gid == -1 else gid
-                self._backup()
             elif mode is None:
                 mode = 0o644 if not self.sensitive else 0o600
+
+            def accept(temp: str) -> None:
+                """Last, before the new content replaces the old: verify it, then back up
+                the old, so a refused or unwritten file leaves no backup behind."""
+                if self.spec["verify"]:
+                    self._verify(temp)
+                if st is not None:
+                    self._backup()
+
             try:
-                sys.atomic_write(self.name, data, mode, uid, gid,
-                                 self._verify if self.spec.get("verify") else None,
+                sys.atomic_write(self.name, data, mode, uid, gid, accept,
                                  replacing=st is not None)
             except FileNotFoundError:
                 raise ResourceError(f"folder {os.path.dirname(self.name)} does not exist "
