@@ -8,6 +8,7 @@ lists every module in this package.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
 import os
@@ -309,6 +310,21 @@ def save_backup(ctx: Context, path: str, data: bytes, keep: bool | int = True) -
         ctx.backups.save(path, data, None if keep is True else int(keep))
     except OSError as exc:
         raise ResourceError(f"{exc.strerror or exc}; {path} left unchanged") from None
+
+
+@contextlib.contextmanager
+def writing(path: str, verb: str = "write") -> Iterator[None]:
+    """An OSError while changing ``path`` becomes a ResourceError that names ``path``.
+
+    The error itself often names the temporary file the change goes through
+    (``.NAME.trueup-new``): that one is added after, as where it happened.
+    """
+    try:
+        yield
+    except OSError as exc:
+        culprit = exc.filename if isinstance(exc.filename, str) else None
+        where = f" (at {culprit})" if culprit and culprit != path else ""
+        raise ResourceError(f"cannot {verb} {path}: {exc.strerror or exc}{where}") from None
 
 
 def kind_class(kind: str) -> type[Resource] | None:

@@ -17,6 +17,7 @@ from agent.resources import (
     read_regular,
     save_backup,
     symlink_refused,
+    writing,
 )
 
 MAX_DIFF = 256 * 1024
@@ -203,6 +204,10 @@ class File(Resource, kind="file"):
     # --- apply ------------------------------------------------------------------------
 
     def apply(self, changes: list[Change]) -> None:
+        with writing(self.name, "remove" if self.state == "absent" else "write"):
+            self._apply(changes)
+
+    def _apply(self, changes: list[Change]) -> None:
         fields = {c.field for c in changes}
         sys = self.ctx.system
         st = self._lstat()  # a link that appeared since check is refused too

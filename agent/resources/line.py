@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from agent.errors import ResourceError
 from agent.model import Change
-from agent.resources import Resource, SpecError, f, read_regular, save_backup
+from agent.resources import Resource, SpecError, f, read_regular, save_backup, writing
 
 
 class Line(Resource, kind="line"):
@@ -156,8 +156,9 @@ class Line(Resource, kind="line"):
                 mode, uid, gid = 0o644, -1, -1
             if current is not None:
                 save_backup(self.ctx, self.path, current)
-            self.ctx.system.atomic_write(self.path, rewrite.after, mode, uid, gid,
-                                         replacing=current is not None)
+            with writing(self.path):
+                self.ctx.system.atomic_write(self.path, rewrite.after, mode, uid, gid,
+                                             replacing=current is not None)
 
 
 @dataclass(frozen=True, slots=True)

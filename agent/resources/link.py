@@ -7,7 +7,7 @@ import stat
 
 from agent.errors import ResourceError
 from agent.model import Change
-from agent.resources import Resource, f, read_regular, save_backup
+from agent.resources import Resource, f, read_regular, save_backup, writing
 
 
 class Link(Resource, kind="link"):
@@ -92,7 +92,8 @@ class Link(Resource, kind="link"):
     def apply(self, changes: list[Change]) -> None:
         sys = self.ctx.system
         if self.state == "absent":
-            sys.remove(self.name)
+            with writing(self.name, "remove"):
+                sys.remove(self.name)
             return
         try:
             st = os.lstat(self.name)
@@ -100,7 +101,8 @@ class Link(Resource, kind="link"):
             st = None
         if st is not None and stat.S_ISREG(st.st_mode):  # keep what the link replaces
             save_backup(self.ctx, self.name, read_regular(self.name), self.spec["backup"])
-        if self.hard:
-            sys.atomic_hardlink(self.spec["to"], self.name)
-        else:
-            sys.atomic_symlink(self.spec["to"], self.name)
+        with writing(self.name):
+            if self.hard:
+                sys.atomic_hardlink(self.spec["to"], self.name)
+            else:
+                sys.atomic_symlink(self.spec["to"], self.name)
