@@ -12,6 +12,8 @@ from agent.resources.file import File
 CRON_D = "/etc/cron.d"
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # cron ignores cron.d files with other characters
 _FIELD = re.compile(r"^[0-9A-Za-z*/,-]+$")
+_USER = re.compile(r"[a-z_][a-z0-9_.-]*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class Cron(File, kind="cron"):
@@ -26,7 +28,8 @@ class Cron(File, kind="cron"):
         schedule (str): five cron fields ("*/5 * * * *") or @hourly, @daily, @reboot ….
         run (str): the command line (cron runs it with /bin/sh).
         user (str): the user it runs as (default root).
-        environment (dict): variables set for the job, e.g. {MAILTO: ""}.
+        environment (dict): variables set for the job, e.g. {MAILTO: ""}; names
+            are letters, digits and _, values one line.
         state (str): present (default) or absent.
 
     Example:
@@ -58,7 +61,7 @@ class Cron(File, kind="cron"):
         return f"cron:{self.job}"
 
     def validate(self) -> None:
-        if not _NAME.match(self.job):
+        if not _NAME.fullmatch(self.job):
             raise ValueError(f"cron name {self.job!r} may hold only letters, digits, - and _")
         self.mode = 0o644
         if self.state == "absent":
@@ -73,10 +76,17 @@ class Cron(File, kind="cron"):
         elif len(schedule) != 5 or not all(_FIELD.match(part) for part in schedule):
             raise SpecError("schedule", f"schedule {self.spec['schedule']!r} needs five fields "
                             "(minute hour day month weekday) or @daily, @reboot …")
-        if not run or "\n" in run:
+        if not run or "\n" in run or "\r" in run:
             raise SpecError("run", "cron needs run: one command line")
-        if not re.match(r"^[a-z_][a-z0-9_.-]*$", self.spec["user"]):
+        if not _USER.fullmatch(self.spec["user"]):
             raise SpecError("user", f"bad user name {self.spec.get('user')!r}")
+        for key, value in (self.spec["environment"] or {}).items():
+            if not _ENV_NAME.fullmatch(str(key)):
+                raise SpecError("environment", f"environment name {str(key)!r} must be letters, "
+                                "digits and _, not starting with a digit")
+            if any(c in str(value) for c in "\n\r\0"):
+                raise SpecError("environment", f"environment value of {key} may not hold a "
+                                "newline, \\r or NUL (each setting is one line of the job file)")
 
     def prepare(self) -> None:
         if self.state == "absent":
