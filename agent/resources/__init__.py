@@ -8,12 +8,17 @@ lists every module in this package.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib
+import os
 import pkgutil
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from agent.errors import ResourceError
 from agent.model import Change
 
 REGISTRY: dict[str, type[Resource]] = {}
@@ -262,6 +267,64 @@ def owner_changes(spec: Mapping[str, Any], st: Any) -> list[Change]:
         if want is not None and (current is None or lookup(want) != current):
             changes.append(Change(key, current, want))
     return changes
+
+
+def symlink_refused(path: str) -> ResourceError:
+    """The one error of file, template and line (and cron) for a symbolic link at ``path``.
+
+    They never write through a link, over one, or remove one: a link is link:'s to manage.
+    Links in the folders above ``path`` are followed as usual.
+    """
+    return ResourceError(f"{path} is a symbolic link; manage it with link: or remove it")
+
+
+def read_regular(path: str) -> bytes:
+    """The bytes of the regular file at ``path``, never read through a symbolic link.
+
+    A link there is :func:`symlink_refused`; anything else that is not a regular file
+    (a folder, a FIFO that would block, a device) is a ResourceError. A missing file
+    raises FileNotFoundError, other failures OSError.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise symlink_refused(path) from None
+        raise
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ResourceError(f"{path} is not a regular file")
+        return fh.read()
+
+
+def save_backup(ctx: Context, path: str, data: bytes, keep: bool | int = True) -> None:
+    """Keep ``data``, the content about to be replaced at ``path``, before it is touched.
+
+    ``keep`` is a kind's ``backup`` field: False for no backup, True for the configured
+    count, or a count. A backup that cannot be written completely (a full disk, say)
+    fails the resource with ``path`` still as it was.
+    """
+    if keep is False:
+        return
+    try:
+        ctx.backups.save(path, data, None if keep is True else int(keep))
+    except OSError as exc:
+        raise ResourceError(f"{exc.strerror or exc}; {path} left unchanged") from None
+
+
+@contextlib.contextmanager
+def writing(path: str, verb: str = "write") -> Iterator[None]:
+    """An OSError while changing ``path`` becomes a ResourceError that names ``path``.
+
+    The error itself often names the temporary file the change goes through
+    (``.NAME.trueup-new``): that one is added after, as where it happened.
+    """
+    try:
+        yield
+    except OSError as exc:
+        culprit = exc.filename if isinstance(exc.filename, str) else None
+        where = f" (at {culprit})" if culprit and culprit != path else ""
+        raise ResourceError(f"cannot {verb} {path}: {exc.strerror or exc}{where}") from None
 
 
 def kind_class(kind: str) -> type[Resource] | None:

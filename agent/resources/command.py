@@ -20,7 +20,8 @@ class Command(Resource, kind="command"):
         run (list | str): argv list; a string only together with ``shell: true``.
         shell (bool): run ``run`` with /bin/sh -c.
         creates (str): skip when this path exists; it must exist afterwards.
-        cwd (str): working directory.
+        cwd (str): working directory; it must exist when the command runs (a
+            missing one fails the resource as "working directory CWD does not exist").
         environment (dict): extra environment variables.
         user (str): run as this user.
         timeout (int): seconds before the command is killed and fails.
@@ -98,8 +99,12 @@ class Command(Resource, kind="command"):
     def _run(self) -> None:
         env = self.spec.get("environment")
         user = self.spec.get("user")
+        cwd = self.spec["cwd"]
+        if cwd is not None and not os.path.isdir(cwd):  # else: "cannot run /bin/sh"
+            what = "is not a directory" if os.path.lexists(cwd) else "does not exist"
+            raise ResourceError(f"working directory {cwd} {what}")
         done = self.ctx.system.run(
-            self.argv, cwd=self.spec.get("cwd"),
+            self.argv, cwd=cwd,
             env={str(k): str(v) for k, v in env.items()} if env else None,
             user=str(user) if user is not None else None, timeout=self.spec.get("timeout"))
         if done.returncode not in self.returns:

@@ -10,12 +10,14 @@ import stat
 from agent.errors import ResourceError
 from agent.host.system import temp_name
 from agent.model import Change
-from agent.resources import Resource, SpecError, f
+from agent.resources import Resource, SpecError, f, symlink_refused
 
 CRON_D = "/etc/cron.d"  # a host path: the System maps it under its root
 MODE = 0o644
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # cron ignores cron.d files with other characters
 _FIELD = re.compile(r"^[0-9A-Za-z*/,-]+$")
+_USER = re.compile(r"[a-z_][a-z0-9_.-]*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class Cron(Resource, kind="cron"):
@@ -31,7 +33,8 @@ class Cron(Resource, kind="cron"):
         schedule (str): five cron fields ("*/5 * * * *") or @hourly, @daily, @reboot ….
         run (str): the command line (cron runs it with /bin/sh).
         user (str): the user it runs as (default root).
-        environment (dict): variables set for the job, e.g. {MAILTO: ""}.
+        environment (dict): variables set for the job, e.g. {MAILTO: ""}; names
+            are letters, digits and _, values one line.
         backup (bool | int): keep the replaced job file (default: the configured count).
         state (str): present (default) or absent.
 
@@ -61,7 +64,7 @@ class Cron(Resource, kind="cron"):
         return f"{CRON_D}/{self.name}"
 
     def validate(self) -> None:
-        if not _NAME.match(self.name):
+        if not _NAME.fullmatch(self.name):
             raise ValueError(f"cron name {self.name!r} may hold only letters, digits, - and _")
         if self.state == "absent":
             return
@@ -75,18 +78,23 @@ class Cron(Resource, kind="cron"):
         elif len(schedule) != 5 or not all(_FIELD.match(part) for part in schedule):
             raise SpecError("schedule", f"schedule {self.spec['schedule']!r} needs five fields "
                             "(minute hour day month weekday) or @daily, @reboot …")
-        if not run or "\n" in run:
+        if not run or "\n" in run or "\r" in run:
             raise SpecError("run", "cron needs run: one command line")
-        if not re.match(r"^[a-z_][a-z0-9_.-]*$", self.spec["user"]):
+        if not _USER.fullmatch(self.spec["user"]):
             raise SpecError("user", f"bad user name {self.spec.get('user')!r}")
+        for key, value in (self.spec["environment"] or {}).items():
+            if not _ENV_NAME.fullmatch(str(key)):
+                raise SpecError("environment", f"environment name {str(key)!r} must be letters, "
+                                "digits and _, not starting with a digit")
+            if any(c in str(value) for c in "\n\r\0"):
+                raise SpecError("environment", f"environment value of {key} may not hold a "
+                                "newline, \\r or NUL (each setting is one line of the job file)")
 
     def prepare(self) -> None:
         if self.state == "absent":
             return
         lines = [f"# {self.name}: managed by trueup, local edits are replaced"]
-        for key, value in (self.spec.get("environment") or {}).items():
-            if "\n" in f"{key}{value}":
-                raise SpecError("environment", f"environment {key!r} may not hold a newline")
+        for key, value in (self.spec["environment"] or {}).items():
             lines.append(f"{key}={value}")
         lines.append(f"{' '.join(self.spec['schedule'].split())} "
                      f"{self.spec['user']} {self.spec['run']}")
@@ -101,6 +109,8 @@ class Cron(Resource, kind="cron"):
             return None, None
         except NotADirectoryError:
             raise ResourceError(f"{CRON_D} is not a directory") from None
+        if stat.S_ISLNK(st.st_mode):
+            raise symlink_refused(self.path)
         if not stat.S_ISREG(st.st_mode):
             raise ResourceError(f"{self.path} is not a regular file; remove it first")
         return st, system.read(self.path)

@@ -8,7 +8,17 @@ import stat
 from agent.errors import ResourceError
 from agent.host.system import lookup_gid, lookup_uid, temp_name
 from agent.model import Change
-from agent.resources import Resource, SpecError, f, owner_changes, parse_mode
+from agent.resources import (
+    Resource,
+    SpecError,
+    f,
+    owner_changes,
+    parse_mode,
+    read_regular,
+    save_backup,
+    symlink_refused,
+    writing,
+)
 
 MAX_DIFF = 256 * 1024
 
@@ -23,6 +33,9 @@ class File(Resource, kind="file"):
         owner, group (str): user and group names or numbers.
         mode (str): octal string such as "0644".
         backup (bool | int): keep the replaced content (default: the configured count).
+            A backup is made only when content is replaced or removed, after
+            ``verify`` accepted the new content, and before the file is touched: a
+            backup that cannot be written (a full disk) fails the resource.
         verify (list): argv run on the new content before it replaces the file;
             ``%{path}`` stands for the temporary file. A non-zero exit refuses it.
         state (str): present (default) or absent.
@@ -30,6 +43,11 @@ class File(Resource, kind="file"):
     With neither content nor source, only existence, mode and owner are managed.
     Writes are atomic: a temporary file in the same folder gets mode and owner,
     is flushed to disk, then renamed over the target.
+
+    A symbolic link at the path is an error, whatever the state: file (and
+    template, line, cron) never writes through a link, over one, or removes one
+    ("PATH is a symbolic link; manage it with link: or remove it"). Links among
+    the folders above the path are followed as usual.
 
     Example:
         - file: /etc/motd
@@ -104,12 +122,7 @@ class File(Resource, kind="file"):
 
     def check(self) -> list[Change]:
         path = self.name
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            st = None
-        except NotADirectoryError:
-            raise ResourceError(f"a parent of {path} is not a directory") from None
+        st = self._lstat()
         if self.state == "absent":
             if st is None:
                 return []
@@ -117,8 +130,7 @@ class File(Resource, kind="file"):
                 raise ResourceError(f"{path} is a directory; manage it with directory:")
             return [Change("state", "present", "absent")]
         if st is not None and not stat.S_ISREG(st.st_mode):
-            what = "a directory" if stat.S_ISDIR(st.st_mode) else (
-                "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file")
+            what = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
             raise ResourceError(f"{path} is {what}; remove it or manage it with its own type")
         changes = []
         if os.path.lexists(temp_name(path)):  # left by a run that was killed mid-write
@@ -141,6 +153,18 @@ class File(Resource, kind="file"):
         changes += owner_changes(self.spec, st)
         return changes
 
+    def _lstat(self) -> os.stat_result | None:
+        """The path's own status (None: missing); a symbolic link there is refused."""
+        try:
+            st = os.lstat(self.name)
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            raise ResourceError(f"a parent of {self.name} is not a directory") from None
+        if stat.S_ISLNK(st.st_mode):
+            raise symlink_refused(self.name)
+        return st
+
     def _same_content(self, st: os.stat_result) -> bool:
         if st.st_size != len(self.desired):
             return False
@@ -148,8 +172,7 @@ class File(Resource, kind="file"):
 
     def _read_current(self) -> bytes:
         try:
-            with open(self.name, "rb") as fh:
-                return fh.read()
+            return read_regular(self.name)
         except OSError as exc:
             raise ResourceError(f"cannot read {self.name}: {exc.strerror}") from None
 
@@ -181,8 +204,13 @@ class File(Resource, kind="file"):
     # --- apply ------------------------------------------------------------------------
 
     def apply(self, changes: list[Change]) -> None:
+        with writing(self.name, "remove" if self.state == "absent" else "write"):
+            self._apply(changes)
+
+    def _apply(self, changes: list[Change]) -> None:
         fields = {c.field for c in changes}
         sys = self.ctx.system
+        st = self._lstat()  # a link that appeared since check is refused too
         if "leftover" in fields:
             sys.remove_leftover(self.name)
         if self.state == "absent":
@@ -193,20 +221,23 @@ class File(Resource, kind="file"):
         if "state" in fields or "content" in fields:
             data = _planned_content(changes)
             mode = self.mode
-            try:
-                st = os.lstat(self.name)
-            except FileNotFoundError:
-                st = None
             if st is not None:  # keep what the recipe does not manage
                 mode = stat.S_IMODE(st.st_mode) if mode is None else mode
                 uid = st.st_uid if uid == -1 else uid
                 gid = st.st_gid if gid == -1 else gid
-                self._backup()
             elif mode is None:
                 mode = 0o644 if not self.sensitive else 0o600
+
+            def accept(temp: str) -> None:
+                """Last, before the new content replaces the old: verify it, then back up
+                the old, so a refused or unwritten file leaves no backup behind."""
+                if self.spec["verify"]:
+                    self._verify(temp)
+                if st is not None:
+                    self._backup()
+
             try:
-                sys.atomic_write(self.name, data, mode, uid, gid,
-                                 self._verify if self.spec.get("verify") else None,
+                sys.atomic_write(self.name, data, mode, uid, gid, accept,
                                  replacing=st is not None)
             except FileNotFoundError:
                 raise ResourceError(f"folder {os.path.dirname(self.name)} does not exist "
@@ -227,15 +258,14 @@ class File(Resource, kind="file"):
                                 f"(exit {done.returncode}), {self.name} left unchanged{detail}")
 
     def _backup(self) -> None:
-        keep = self.spec["backup"]
-        if keep is False:
+        """Keep the content about to be replaced or removed (the ``backup`` field)."""
+        if self.spec["backup"] is False:
             return
         try:
-            with open(self.name, "rb") as fh:
-                data = fh.read()
-        except (FileNotFoundError, IsADirectoryError):
+            data = read_regular(self.name)
+        except FileNotFoundError:
             return
-        self.ctx.backups.save(self.name, data, None if keep is True else int(keep))
+        save_backup(self.ctx, self.name, data, self.spec["backup"])
 
 
 def _planned_content(changes: list[Change]) -> bytes:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from agent.errors import ResourceError
 from agent.model import Change
-from agent.resources import Resource, SpecError, f
+from agent.resources import Resource, SpecError, f, read_regular, save_backup, writing
 
 
 class Line(Resource, kind="line"):
@@ -30,7 +30,9 @@ class Line(Resource, kind="line"):
     literal character). An appended line ends like the file's first line, and an
     unterminated last line gets that ending first. The file is rewritten
     atomically, keeping its mode and owner; a missing file is an error unless
-    ``create: true``.
+    ``create: true``. As for file, a symbolic link at the path is an error,
+    whatever the state: a line is never edited through a link, nor the link
+    replaced by a file (manage it with link:, or name the file it points at).
 
     The name is either the file's path (one managed line per file), or a label
     with the file in ``path:``, so one file can hold many managed lines. The
@@ -119,8 +121,7 @@ class Line(Resource, kind="line"):
 
     def _current(self) -> bytes | None:
         try:
-            with open(self.path, "rb") as fh:
-                return fh.read()
+            return read_regular(self.path)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -149,14 +150,15 @@ class Line(Resource, kind="line"):
             if current != rewrite.before:
                 raise ResourceError(f"{self.path} changed since it was checked; not writing it")
             try:
-                st = os.stat(self.path)
+                st = os.lstat(self.path)
                 mode, uid, gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
             except FileNotFoundError:
                 mode, uid, gid = 0o644, -1, -1
             if current is not None:
-                self.ctx.backups.save(self.path, current)
-            self.ctx.system.atomic_write(self.path, rewrite.after, mode, uid, gid,
-                                         replacing=current is not None)
+                save_backup(self.ctx, self.path, current)
+            with writing(self.path):
+                self.ctx.system.atomic_write(self.path, rewrite.after, mode, uid, gid,
+                                             replacing=current is not None)
 
 
 @dataclass(frozen=True, slots=True)

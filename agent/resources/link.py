@@ -7,18 +7,24 @@ import stat
 
 from agent.errors import ResourceError
 from agent.model import Change
-from agent.resources import Resource, f
+from agent.resources import Resource, f, read_regular, save_backup, writing
 
 
 class Link(Resource, kind="link"):
     """A symbolic link (or a hard link with ``hard: true``) pointing at ``to``.
 
-    A regular file in the link's place is replaced; a directory is an error.
+    A link in the way is replaced. A regular file in the way is replaced too,
+    after its content is kept as a backup under the state dir, like file's
+    (``backup: false`` to skip it). A directory, or anything else that is not a
+    regular file or a link, is an error and is left alone. With state absent only
+    a link is removed (a regular file is refused, unless it is a hard link).
 
     Spec:
         link (str): absolute path of the link; the resource's name.
         to (str): what it points at (kept as written for symbolic links).
         hard (bool): make a hard link instead (``to`` must exist).
+        backup (bool | int): keep a regular file it replaces (default: the
+            configured count).
         state (str): present (default) or absent.
 
     Example:
@@ -29,6 +35,7 @@ class Link(Resource, kind="link"):
     FIELDS = {
         "to": f(str, None, "the link's target"),
         "hard": f(bool, False, "a hard link instead of a symbolic one"),
+        "backup": f((bool, int), True, "keep a regular file it replaces (true, false or a count)"),
     }
     EXAMPLES = [
         {"link": "{tmp}/latest", "to": "{tmp}/target", "_setup": {"target": "t\n"},
@@ -59,7 +66,10 @@ class Link(Resource, kind="link"):
         except FileNotFoundError:
             st = None
         if st is not None and stat.S_ISDIR(st.st_mode):
-            raise ResourceError(f"{path} is a directory, not a link")
+            raise ResourceError(f"{path} is a directory; link: does not replace a directory "
+                                "(remove it first)")
+        if st is not None and not (stat.S_ISLNK(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            raise ResourceError(f"{path} is not a regular file or a link; not replacing it")
         if self.state == "absent":
             if st is None:
                 return []
@@ -82,8 +92,17 @@ class Link(Resource, kind="link"):
     def apply(self, changes: list[Change]) -> None:
         sys = self.ctx.system
         if self.state == "absent":
-            sys.remove(self.name)
-        elif self.hard:
-            sys.atomic_hardlink(self.spec["to"], self.name)
-        else:
-            sys.atomic_symlink(self.spec["to"], self.name)
+            with writing(self.name, "remove"):
+                sys.remove(self.name)
+            return
+        try:
+            st = os.lstat(self.name)
+        except FileNotFoundError:
+            st = None
+        if st is not None and stat.S_ISREG(st.st_mode):  # keep what the link replaces
+            save_backup(self.ctx, self.name, read_regular(self.name), self.spec["backup"])
+        with writing(self.name):
+            if self.hard:
+                sys.atomic_hardlink(self.spec["to"], self.name)
+            else:
+                sys.atomic_symlink(self.spec["to"], self.name)

@@ -22,6 +22,9 @@ class Template(File, kind="template"):
         variables (dict): extra names for the template.
         owner, group, mode, backup, verify, state: as for file.
 
+    As for file, a symbolic link at the path is an error: the template is never
+    written through a link or over one (manage the link with link:).
+
     Example:
         - template: /etc/nginx/sites-enabled/default
           source: site.conf.j2
