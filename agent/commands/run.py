@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -124,7 +125,7 @@ def exit_code(totals: dict[str, int], detailed: bool) -> int:
 
 def main(args: argparse.Namespace, cfg: Config) -> int:
     opts = _options(args, args.noop)
-    splay = cfg.splay if args.splay is None else args.splay
+    splay = cfg.splay if args.splay is None else _finite("--splay", args.splay)
     if splay < 0:
         raise TrueupError(f"--splay must be 0 or more seconds, not {splay:g}")
     opts.splay = 0.0 if args.noop else splay
@@ -135,9 +136,18 @@ def plan_main(args: argparse.Namespace, cfg: Config) -> int:
     return converge(_options(args, True), cfg)
 
 
+def _finite(flag: str, seconds: float) -> float:
+    """``seconds`` as given on the command line; nan and infinity are refused."""
+    if not math.isfinite(seconds):
+        raise TrueupError(f"{flag} must be a finite number of seconds, not {seconds}")
+    return seconds
+
+
 def _options(args: argparse.Namespace, noop: bool) -> Options:
     if args.src and args.source and args.src != args.source:
         raise TrueupError("give the source once: as SRC or as --source")
+    if args.lock_timeout is not None:
+        _finite("--lock-timeout", args.lock_timeout)
     return Options(source=args.src or args.source or "", runlist=args.runlist,
                    event=args.event or "", phase=args.phase, noop=noop,
                    detailed_exitcodes=args.detailed_exitcodes, json=args.json,
