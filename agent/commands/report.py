@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -15,7 +16,8 @@ from agent.model import Result
 def main(args: argparse.Namespace, cfg: Config) -> int:
     last = reports.load_last(cfg.state_dir)
     if last is None:
-        raise TrueupError("no run recorded yet", cfg.state_dir)
+        raise TrueupError("no run recorded yet; `trueup run` records one",
+                          os.path.join(cfg.state_dir, "reports", "last_run.json"))
     if args.json:
         sys.stdout.write(reports.dumps(last) + "\n")
         return 0

@@ -76,7 +76,7 @@ def converge(opts: Options, cfg: Config, out: Any = None) -> int:
         except TrueupError as exc:
             meta.update(sources.report_fields(bundle))
             report = reports.build({**meta, "error": str(exc), "exit_code": 1}, [], started)
-            reports.store(cfg.state_dir, report, cfg.history)
+            keep_report(cfg, report)
             raise
         meta["runlist"] = prepared.runlist
         meta["bundle"] = bundle.root
@@ -95,12 +95,35 @@ def converge(opts: Options, cfg: Config, out: Any = None) -> int:
         report = reports.build(meta, results, started)
         code = exit_code(report["totals"], opts.detailed_exitcodes)
         report["exit_code"] = code
-        reports.store(cfg.state_dir, report, cfg.history)
+        keep_report(cfg, report)
     if opts.json:
         console.write(reports.dumps(report) + "\n")
     else:
         console.summary(report)
     return code
+
+
+def keep_report(cfg: Config, report: dict[str, Any]) -> None:
+    """Store the report (and ship it, where reports leave the host) once the run is over.
+
+    The exit code is the converge result: a report that cannot be kept (disk full,
+    a file where reports/history belongs, no permission) is a one-line warning.
+    """
+    try:
+        reports.store(cfg.state_dir, report, cfg.history)
+    except OSError as exc:
+        warn(f"could not store the report: {_os_reason(exc)}")
+
+
+def warn(text: str) -> None:
+    """One "trueup: warning: ..." line on stderr."""
+    print(f"trueup: warning: {text}", file=sys.stderr, flush=True)
+
+
+def _os_reason(exc: OSError) -> str:
+    if exc.strerror and exc.filename:
+        return f"{exc.strerror}: {exc.filename}"
+    return exc.strerror or str(exc)
 
 
 def _splay(limit: float) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import time
 from collections import Counter
 from typing import Any, TextIO
 
+from agent.errors import TrueupError
 from agent.model import CHANGED, FAILED, GUARDED, IGNORED, SKIPPED, UNCHANGED, Result
 from agent.redact import HIDDEN, REDACTOR
 
@@ -212,35 +214,111 @@ def dumps(report: dict[str, Any], indent: int | None = 2) -> str:
 
 
 def store(state_dir: str, report: dict[str, Any], keep: int) -> str:
-    """Write last_run.json and a copy in history/, keeping the newest ``keep``."""
+    """Write last_run.json and a copy in history/, keeping the newest ``keep``.
+
+    Each file is whole or untouched (:func:`_write`). last_run.json comes first, so a
+    broken history/ still leaves ``trueup report`` the newest run. Raises OSError
+    (disk full, a file where a folder belongs, no permission): the caller decides
+    what a report that could not be stored means.
+    """
     folder = os.path.join(state_dir, "reports")
     history = os.path.join(folder, "history")
-    os.makedirs(history, mode=0o700, exist_ok=True)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
     data = dumps(report, indent=None).encode() + b"\n"  # compact: C encoder, fast for big runs
-    name = f"{report['run_id']}.json"
-    _write(os.path.join(history, name), data)
-    _write(os.path.join(folder, "last_run.json"), data)
+    last = os.path.join(folder, "last_run.json")
+    _write(last, data)
+    os.makedirs(history, mode=0o700, exist_ok=True)
+    _write(os.path.join(history, f"{report['run_id']}.json"), data)
     entries = sorted(os.listdir(history))
     for stale in entries[:-keep] if keep > 0 else entries:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(history, stale))
-    return os.path.join(folder, "last_run.json")
+    return last
 
 
 def _write(path: str, data: bytes) -> None:
+    """Replace ``path`` with ``data``, whole: a temporary file, every byte written (a short
+    write goes on, a full disk raises), fsync'ed, then renamed over ``path``. On any error
+    the temporary file is removed and ``path`` keeps what it held."""
     tmp = f"{path}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                if written <= 0:
+                    raise OSError(errno.EIO, "nothing written", tmp)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def load_last(state_dir: str) -> dict[str, Any] | None:
+    """The last stored report; None when there is none.
+
+    Raises TrueupError, naming the file, when it cannot be read or is not a report.
+    """
     path = os.path.join(state_dir, "reports", "last_run.json")
     try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
+        with open(path, "rb") as fh:
+            data = fh.read()
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise TrueupError(f"cannot read the last report ({exc.strerror}); {REWRITE}",
+                          path) from None
+    try:
+        report = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise TrueupError(f"not a report: {_first_line(exc)}; {REWRITE}", path) from None
+    problem = _shape_problem(report)
+    if problem:
+        raise TrueupError(f"not a report: {problem}; {REWRITE}", path)
+    return report
+
+
+REWRITE = "the next `trueup run` writes a new one"
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _shape_problem(report: Any) -> str:
+    """What keeps ``report`` from being shown as a run report; "" when nothing does."""
+    if not isinstance(report, dict):
+        return f"JSON {type(report).__name__} instead of an object"
+    resources = report.get("resources", [])
+    if not isinstance(resources, list):
+        return "'resources' is not a list"
+    for entry in resources:
+        if not (isinstance(entry, dict) and isinstance(entry.get("resource"), str)
+                and isinstance(entry.get("status", ""), str)
+                and isinstance(entry.get("changes", []), list)
+                and all(isinstance(c, dict) and "field" in c for c in entry.get("changes", []))
+                and isinstance(entry.get("notified", []), list)
+                and _is_number(entry.get("duration_ms", 0))):
+            return f"a resource entry is not a result: {_clip(entry)}"
+    totals = report.get("totals")
+    if totals is not None:
+        wanted = (*STATUSES, "total")
+        if not (isinstance(totals, dict) and all(_is_number(totals.get(k)) for k in wanted)
+                and _is_number(report.get("duration_s"))):
+            return "'totals' or 'duration_s' is not a count"
+    return ""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _clip(value: Any, width: int = 40) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= width else text[:width - 3] + "..."
