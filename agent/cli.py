@@ -9,11 +9,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from agent import __version__
-from agent.errors import LockBusy, TrueupError
+from agent.errors import Interrupted, LockBusy, TrueupError
 
 EPILOG = """exit codes: 0 success; 1 could not run (nothing changed); 4 failures;
 with --detailed-exitcodes 0 no changes, 2 changes, 4 failures, 6 both;
-75 another run holds the lock."""
+75 another run holds the lock; 143 / 130 stopped by SIGTERM / SIGINT (the report
+says what was done and what was not)."""
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
@@ -102,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LockBusy as exc:
         print(f"trueup: {exc}; try again later or pass --lock-timeout SECONDS", file=sys.stderr)
         return 75
+    except Interrupted as exc:
+        print(f"trueup: interrupted by {exc.name}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("trueup: interrupted", file=sys.stderr)
         return 130

@@ -39,4 +39,15 @@ def _heading(last: dict[str, Any]) -> str:
             f"{last.get('started', '?')}, exit {last.get('exit_code')}\n")
     if last.get("error"):
         text += f"error: {last['error']}\n"
+    elif last.get("interrupted"):
+        text += _interruption(last)
     return text
+
+
+def _interruption(last: dict[str, Any]) -> str:
+    """"interrupted by SIGTERM during command:x; 3 resources not run" and a newline."""
+    during = f" during {last['interrupted_during']}" if last.get("interrupted_during") else ""
+    not_run = last.get("not_run")
+    count = len(not_run) if isinstance(not_run, list) else "?"
+    return (f"interrupted by {last['interrupted']}{during}; {count} resource"
+            f"{'' if count == 1 else 's'} not run\n")

@@ -7,19 +7,23 @@ import math
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.aws.ec2 import InstanceFacts
 from agent.compile.loader import Bundle
-from agent.compile.prepare import Options, prepare
+from agent.compile.prepare import Options, Prepared, prepare
 from agent.config import Config
 from agent.engine import report as reports
 from agent.engine.backups import Backups
+from agent.engine.interrupt import StopOnSignal, interrupted_fields, interrupted_line
 from agent.engine.lock import RunLock
-from agent.errors import TrueupError
+from agent.errors import Interrupted, TrueupError
 from agent.host.facts import Facts
 from agent.host.system import System
 from agent.model import CHANGED, FAILED
+
+if TYPE_CHECKING:
+    from agent.engine.runner import Runner
 
 EXIT_OK, EXIT_CANNOT_RUN, EXIT_CHANGES, EXIT_FAILURES, EXIT_LOCKED = 0, 1, 2, 4, 75
 
@@ -45,62 +49,92 @@ def resolve_source(opts: Options, cfg: Config, instance: InstanceFacts) -> Bundl
 
 
 def converge(opts: Options, cfg: Config, out: Any = None) -> int:
-    """trueup run / plan: the whole job. Returns the exit code."""
-    from agent import sources
+    """trueup run / plan: the whole job. Returns the exit code.
+
+    SIGTERM and SIGINT stop it cleanly (:class:`StopOnSignal`): the running command's
+    process group is stopped, a report marked interrupted is kept, the lock is freed,
+    and the exit code is 128 + the signal's number (143, 130).
+    """
     from agent.engine.runner import Runner
 
     out = out or sys.stdout
     slept = _splay(opts.splay)
     started = time.time()
+    meta = _meta(opts, cfg, started, slept)
+    console = reports.Console(out, cfg.color, show_diff=opts.diff or opts.noop, noop=opts.noop)
+    os.makedirs(cfg.state_dir, mode=0o700, exist_ok=True)
+    timeout = cfg.lock_timeout if opts.lock_timeout is None else opts.lock_timeout
+    system = System()
+    runner: Runner | None = None
+    with RunLock(os.path.join(cfg.state_dir, "run.lock"), timeout), StopOnSignal() as stop:
+        try:
+            prepared = _prepare(opts, cfg, meta, started, system)
+            live = console.live is not None and not opts.json
+            runner = Runner(prepared.catalog, system, noop=opts.noop,
+                            on_result=None if opts.json else console.result,
+                            progress=console.progress if live else None)
+            try:
+                results = runner.run()
+            finally:
+                console.close()
+        except Interrupted as exc:
+            report = reports.build(meta, runner.finished() if runner else [], started)
+            report.update(interrupted_fields(exc, runner))
+        else:
+            fact_reads = prepared.fact_host.reads
+            if fact_reads:  # pyinfra facts read from the host this run (once each, ideally)
+                meta["facts"] = {"reads": dict(fact_reads)}
+            report = reports.build(meta, results, started)
+            report["exit_code"] = exit_code(report["totals"], opts.detailed_exitcodes)
+        stop.disarm()
+        keep_report(cfg, report)
+    if "interrupted" in report:
+        print(interrupted_line(report), file=sys.stderr, flush=True)
+    if opts.json:
+        console.write(reports.dumps(report) + "\n")
+    elif "interrupted" not in report:
+        console.summary(report)
+    return report["exit_code"]
+
+
+def _meta(opts: Options, cfg: Config, started: float, slept: float) -> dict[str, Any]:
+    """The report fields known before the source is opened."""
     run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime(started)) + "-" + os.urandom(4).hex()
     meta: dict[str, Any] = {"run_id": run_id, "mode": "noop" if opts.noop else "run",
                             "source": opts.source or cfg.source, "event": opts.event or None,
                             "phase": opts.phase, "runlist": None}
     if slept:
         meta["splay_s"] = slept
-    console = reports.Console(out, cfg.color, show_diff=opts.diff or opts.noop, noop=opts.noop)
-    os.makedirs(cfg.state_dir, mode=0o700, exist_ok=True)
-    timeout = cfg.lock_timeout if opts.lock_timeout is None else opts.lock_timeout
-    system = System()
+    return meta
+
+
+def _prepare(opts: Options, cfg: Config, meta: dict[str, Any], started: float,
+             system: System) -> Prepared:
+    """Open the source and compile the catalog; ``meta`` gains the bundle's fields.
+
+    A TrueupError (nothing changed yet) is kept as the run's report, then raised.
+    """
+    from agent import sources
+
     instance = InstanceFacts()  # one per run: IMDS and DescribeTags asked at most once
-    with RunLock(os.path.join(cfg.state_dir, "run.lock"), timeout):
-        bundle = None
-        try:
-            bundle = resolve_source(opts, cfg, instance)
-            notice = sources.offline_notice(bundle)
-            if notice:
-                print(notice, file=sys.stderr, flush=True)
-            prepared = prepare(opts, cfg, bundle, system,
-                               Backups(os.path.join(cfg.state_dir, "backup"), cfg.backups),
-                               Facts(ec2=instance), bundle.secrets)
-        except TrueupError as exc:
-            meta.update(sources.report_fields(bundle))
-            report = reports.build({**meta, "error": str(exc), "exit_code": 1}, [], started)
-            keep_report(cfg, report)
-            raise
-        meta["runlist"] = prepared.runlist
-        meta["bundle"] = bundle.root
+    bundle = None
+    try:
+        bundle = resolve_source(opts, cfg, instance)
+        notice = sources.offline_notice(bundle)
+        if notice:
+            print(notice, file=sys.stderr, flush=True)
+        prepared = prepare(opts, cfg, bundle, system,
+                           Backups(os.path.join(cfg.state_dir, "backup"), cfg.backups),
+                           Facts(ec2=instance), bundle.secrets)
+    except TrueupError as exc:
         meta.update(sources.report_fields(bundle))
-        live = console.live is not None and not opts.json
-        runner = Runner(prepared.catalog, system, noop=opts.noop,
-                        on_result=None if opts.json else console.result,
-                        progress=console.progress if live else None)
-        try:
-            results = runner.run()
-        finally:
-            console.close()
-        fact_reads = prepared.fact_host.reads
-        if fact_reads:  # pyinfra facts read from the host this run (once each, ideally)
-            meta["facts"] = {"reads": dict(fact_reads)}
-        report = reports.build(meta, results, started)
-        code = exit_code(report["totals"], opts.detailed_exitcodes)
-        report["exit_code"] = code
+        report = reports.build({**meta, "error": str(exc), "exit_code": 1}, [], started)
         keep_report(cfg, report)
-    if opts.json:
-        console.write(reports.dumps(report) + "\n")
-    else:
-        console.summary(report)
-    return code
+        raise
+    meta["runlist"] = prepared.runlist
+    meta["bundle"] = bundle.root
+    meta.update(sources.report_fields(bundle))
+    return prepared
 
 
 def keep_report(cfg: Config, report: dict[str, Any]) -> None:
