@@ -21,7 +21,8 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
     if args.json:
         sys.stdout.write(reports.dumps(last) + "\n")
         return 0
-    show(last, reports.Console(sys.stdout, cfg.color, noop=last.get("mode") == "noop"))
+    show(last, reports.Console(sys.stdout, cfg.color, noop=last.get("mode") == "noop",
+                               carry_on=False))
     return 0
 
 

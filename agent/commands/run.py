@@ -89,7 +89,7 @@ def converge(opts: Options, cfg: Config, out: Any = None) -> int:
         stop.disarm()
         keep_report(cfg, report)
     if "interrupted" in report:
-        print(interrupted_line(report), file=sys.stderr, flush=True)
+        say(interrupted_line(report))
     if opts.json:
         console.write(reports.dumps(report) + "\n")
     elif "interrupted" not in report:
@@ -122,7 +122,7 @@ def _prepare(opts: Options, cfg: Config, meta: dict[str, Any], started: float,
         bundle = resolve_source(opts, cfg, instance)
         notice = sources.offline_notice(bundle)
         if notice:
-            print(notice, file=sys.stderr, flush=True)
+            say(notice)
         prepared = prepare(opts, cfg, bundle, system,
                            Backups(os.path.join(cfg.state_dir, "backup"), cfg.backups),
                            Facts(ec2=instance), bundle.secrets)
@@ -151,7 +151,15 @@ def keep_report(cfg: Config, report: dict[str, Any]) -> None:
 
 def warn(text: str) -> None:
     """One "trueup: warning: ..." line on stderr."""
-    print(f"trueup: warning: {text}", file=sys.stderr, flush=True)
+    say(f"trueup: warning: {text}")
+
+
+def say(line: str) -> None:
+    """``line`` on stderr; a stderr nobody reads any more is silenced, never an error."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except BrokenPipeError:
+        reports.silence(sys.stderr)
 
 
 def _os_reason(exc: OSError) -> str:

@@ -33,11 +33,16 @@ class Console:
 
     On a terminal, a resource that takes more than a second also gets a live line
     (:class:`LiveLine`) while it works; elsewhere nothing but the lines above is written.
+    When the reader goes away (``trueup run | head -1``) the console falls silent
+    (:func:`silence`) and the run goes on: a closed pipe never stops a converge.
+    With ``carry_on=False`` BrokenPipeError is raised instead, for a command whose
+    output is all it does.
     """
 
     def __init__(self, stream: TextIO = sys.stdout, colour: str = "auto",
-                 show_diff: bool = False, noop: bool = False) -> None:
+                 show_diff: bool = False, noop: bool = False, carry_on: bool = True) -> None:
         self.stream = stream
+        self.carry_on = carry_on
         tty = stream.isatty()
         self.colour = colour == "always" or (colour == "auto" and tty
                                               and os.environ.get("NO_COLOR") is None)
@@ -50,12 +55,17 @@ class Console:
 
     def write(self, text: str) -> None:
         text = REDACTOR.scrub(text) if REDACTOR else text
-        if self.live is None:
-            self.stream.write(text)
-            return
-        with self.live.lock:
-            self.live.erase()
-            self.stream.write(text)
+        try:
+            if self.live is None:
+                self.stream.write(text)
+                return
+            with self.live.lock:
+                self.live.erase()
+                self.stream.write(text)
+        except BrokenPipeError:
+            if not self.carry_on:
+                raise
+            silence(self.stream)
 
     def progress(self, ident: str, step: str) -> None:
         """The runner started ``step`` ("applying" …) of ``ident``: shown live after a second."""
@@ -98,6 +108,23 @@ class Console:
                 f"{report['duration_s']:.2f}s")
         code = COLOURS[FAILED] if t[FAILED] else (COLOURS[CHANGED] if t[CHANGED] else "32")
         self.write(self.paint(text, code) + "\n")
+
+
+def silence(stream: TextIO) -> None:
+    """Send what is still to be written to ``stream`` to /dev/null: its reader is gone.
+
+    The buffered text is flushed there at exit, instead of failing again with
+    EPIPE; a stream without a file descriptor is left as it is.
+    """
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 class LiveLine:
