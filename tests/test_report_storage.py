@@ -114,7 +114,7 @@ def test_full_disk_keeps_the_exit_code_and_the_last_whole_report(tmp_path, trueu
 
         result = trueup("run", str(bundle), "-a", "v=2", "--detailed-exitcodes")
         assert_run_kept_its_exit_code(result)
-        assert "No space left on device" in result.stderr
+        assert "No space left on device: " + str(folder / "last_run.json") in result.stderr
         assert (target / "f039").read_text() == "file 39, version 2\n"
         # last_run.json is the first run's report, whole: never a truncated new one
         assert (folder / "last_run.json").read_bytes() == before

@@ -15,8 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import ResourceError
-from agent.host.system import System
+from agent.aws.secrets import SecretStore
+from agent.compile.loader import Bundle
+from agent.compile.prepare import Options, prepare
+from agent.config import Config
+from agent.engine.backups import Backups
+from agent.engine.interrupt import interrupted_fields, interrupted_line
+from agent.engine.runner import Runner
+from agent.errors import Interrupted, ResourceError
+from agent.host.facts import Facts
+from agent.host.system import Completed, System
 from tests.helpers import REPO, write_bundle
 
 # a command whose child (the sleep) writes nothing and lives for a minute
@@ -176,3 +184,46 @@ def test_a_signal_while_a_guard_runs_stops_the_guard_too(tmp_path, env):
     # --json still prints the report, marked interrupted
     assert json.loads(stdout)["interrupted"] == "SIGTERM"
     assert not target.exists()
+
+
+class SignalDuring(System):
+    """A host where running ``argv[0] == name`` is cut short by a signal."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def run(self, argv, **kwargs) -> Completed:
+        if argv[0] == self.name:
+            raise Interrupted(signal.SIGTERM)
+        return super().run(argv, **kwargs)
+
+
+def test_the_runner_knows_what_an_interruption_left_undone(tmp_path):
+    target = tmp_path / "target"
+    resources = [
+        {"file": f"{target}/a", "content": "a\n", "notify": "command:late run"},
+        {"command": "late", "run": ["/bin/true"], "refresh_only": True},
+        {"command": "mid", "run": ["/interrupted/here"]},
+        {"file": f"{target}/b", "content": "b\n"},
+    ]
+    bundle = tmp_path / "bundle"
+    (bundle / "r").mkdir(parents=True)
+    (bundle / "r" / "recipe.yml").write_text(json.dumps({"resources": resources}))
+    target.mkdir()
+    system = SignalDuring("/interrupted/here")
+    prepared = prepare(Options(source=str(bundle), runlist="r"),
+                       Config(state_dir=str(tmp_path / "state")), Bundle(str(bundle)), system,
+                       Backups(str(tmp_path / "backups")), Facts(), SecretStore())
+    runner = Runner(prepared.catalog, system)
+    with pytest.raises(Interrupted) as caught:
+        runner.run()
+    assert [r.ident for r in runner.finished()] == [f"file:{target}/a", "command:late"]
+    fields = interrupted_fields(caught.value, runner)
+    assert fields == {"interrupted": "SIGTERM", "exit_code": 143,
+                      "not_run": ["command:mid", f"file:{target}/b"],
+                      "interrupted_during": "command:mid",
+                      "notifications_not_run": ["command:late run"]}
+    report = {**fields, "totals": {"total": 2}}
+    assert interrupted_line(report) == ("trueup: interrupted by SIGTERM; 2 resources done, "
+                                        "2 not run, 1 notification not sent")

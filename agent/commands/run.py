@@ -88,13 +88,21 @@ def converge(opts: Options, cfg: Config, out: Any = None) -> int:
             report["exit_code"] = exit_code(report["totals"], opts.detailed_exitcodes)
         stop.disarm()
         keep_report(cfg, report)
+    _tell(report, opts, console)
+    return report["exit_code"]
+
+
+def _tell(report: dict[str, Any], opts: Options, console: reports.Console) -> None:
+    """The end of a run on the console: the summary line, or the JSON report.
+
+    An interrupted run says so in one stderr line instead of the summary.
+    """
     if "interrupted" in report:
         say(interrupted_line(report))
     if opts.json:
         console.write(reports.dumps(report) + "\n")
     elif "interrupted" not in report:
         console.summary(report)
-    return report["exit_code"]
 
 
 def _meta(opts: Options, cfg: Config, started: float, slept: float) -> dict[str, Any]:

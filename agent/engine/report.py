@@ -281,9 +281,11 @@ def _write(path: str, data: bytes) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = path  # ENOSPC from write() names no file
         raise
 
 
@@ -326,12 +328,7 @@ def _shape_problem(report: Any) -> str:
     if not isinstance(resources, list):
         return "'resources' is not a list"
     for entry in resources:
-        if not (isinstance(entry, dict) and isinstance(entry.get("resource"), str)
-                and isinstance(entry.get("status", ""), str)
-                and isinstance(entry.get("changes", []), list)
-                and all(isinstance(c, dict) and "field" in c for c in entry.get("changes", []))
-                and isinstance(entry.get("notified", []), list)
-                and _is_number(entry.get("duration_ms", 0))):
+        if not _is_result(entry):
             return f"a resource entry is not a result: {_clip(entry)}"
     totals = report.get("totals")
     if totals is not None:
@@ -340,6 +337,17 @@ def _shape_problem(report: Any) -> str:
                 and _is_number(report.get("duration_s"))):
             return "'totals' or 'duration_s' is not a count"
     return ""
+
+
+def _is_result(entry: Any) -> bool:
+    """Whether ``entry`` has the shape of ``Result.as_dict()`` where Result.from_dict reads."""
+    if not (isinstance(entry, dict) and isinstance(entry.get("resource"), str)):
+        return False
+    changes = entry.get("changes", [])
+    return (isinstance(entry.get("status", ""), str) and isinstance(changes, list)
+            and all(isinstance(c, dict) and "field" in c for c in changes)
+            and isinstance(entry.get("notified", []), list)
+            and _is_number(entry.get("duration_ms", 0)))
 
 
 def _is_number(value: Any) -> bool:

@@ -49,6 +49,7 @@ class Runner:
         self.blocked: dict[str, str] = {}          # ident → why it is skipped
         self.queued: dict[tuple[str, str], list[str]] = {}  # delayed notifications
         self.subscribers: dict[str, list[tuple[Node, str]]] = {}
+        self.decided: set[str] = set()  # identities the walk through the catalog has passed
         self.sent: set[tuple[str, str]] = set()  # delayed notifications done
         self.current: str | None = None  # the identity being converged or refreshed
         for node in catalog.nodes:
@@ -85,8 +86,11 @@ class Runner:
         return [self.results[n.ident] for n in self.catalog.nodes if n.ident in self.results]
 
     def unfinished(self) -> list[str]:
-        """Identities with no result: not reached yet, or being converged (``current``)."""
-        return [n.ident for n in self.catalog.nodes if n.ident not in self.results]
+        """Identities not converged yet: not reached, or being converged (``current``).
+
+        One refreshed by an immediate notification before its turn is among them too.
+        """
+        return [n.ident for n in self.catalog.nodes if n.ident not in self.decided]
 
     def pending_notifications(self) -> list[str]:
         """Delayed notifications queued but not yet sent, as "type:name action"."""
@@ -221,6 +225,7 @@ class Runner:
 
     def _record(self, result: Result) -> None:
         self.results[result.ident] = result
+        self.decided.add(result.ident)
         self.current = None
         self.on_result(result)
 
