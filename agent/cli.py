@@ -9,11 +9,18 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from agent import __version__
-from agent.errors import LockBusy, TrueupError
+from agent.errors import Interrupted, LockBusy, TrueupError
 
 EPILOG = """exit codes: 0 success; 1 could not run (nothing changed); 4 failures;
 with --detailed-exitcodes 0 no changes, 2 changes, 4 failures, 6 both;
-75 another run holds the lock."""
+75 another run holds the lock; 143 / 130 stopped by SIGTERM / SIGINT (the report
+says what was done and what was not); 141 the reader of the output went away
+(trueup kinds | head -1) - except run and plan, which finish the converge, keep
+the report and exit with its result."""
+
+EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a program killed by SIGPIPE
+# output is a side show for these: a closed pipe must not change their exit code
+CONVERGING = ("run", "plan")
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
@@ -82,6 +89,20 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """trueup's entry point: the exit code of the command ``argv`` names.
+
+    When stdout's reader goes away, the rest of the output goes to /dev/null, with
+    no traceback: a command whose output is its product exits 141; run and plan
+    have already finished (their console never raises) and keep their code.
+    """
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        _reader_gone()
+        return EXIT_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
     from agent.config import Config
     from agent.redact import install_excepthook
@@ -95,16 +116,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = Config.load()
         if getattr(args, "color", None):
             cfg.color = args.color
-        return _command(args.command)(args, cfg)
+        code = _command(args.command)(args, cfg)
+        try:
+            sys.stdout.flush()  # here, not at exit, where a failure is a traceback
+        except BrokenPipeError:
+            _reader_gone()
+            return code if args.command in CONVERGING else EXIT_PIPE
+        return code
     except TrueupError as exc:
         print(f"trueup: error: {exc}", file=sys.stderr)
         return 1
     except LockBusy as exc:
         print(f"trueup: {exc}; try again later or pass --lock-timeout SECONDS", file=sys.stderr)
         return 75
+    except Interrupted as exc:
+        print(f"trueup: interrupted by {exc.name}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("trueup: interrupted", file=sys.stderr)
         return 130
+
+
+def _reader_gone() -> None:
+    """stdout (and stderr, when it is the same pipe) lost its reader: write on to /dev/null."""
+    from agent.engine.report import silence
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            silence(stream)
 
 
 # each command lives in agent/commands/<module>.py as a function (args, cfg) -> exit code

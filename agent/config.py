@@ -13,6 +13,7 @@ Example ``/etc/trueup/config.toml``::
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, fields
 from typing import Any
@@ -88,4 +89,7 @@ class Config:
         except (TypeError, ValueError):
             raise TrueupError(f"{key} must be a {type(current).__name__}, not {value!r}",
                               origin) from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise TrueupError(f"{key} must be a finite number of seconds, not {value!r}",
+                              origin)
         setattr(self, key, value)

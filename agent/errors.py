@@ -52,6 +52,29 @@ class LockBusy(Exception):
     """Another run holds the lock."""
 
 
+class Interrupted(BaseException):
+    """A signal (SIGTERM, SIGINT) asked the run to stop; exit ``128 + signum``.
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` on the
+    way (the runner's guard against a kind's bug) can swallow it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        """The signal's name, such as "SIGTERM"."""
+        import signal
+
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
 def did_you_mean(word: str, options: list[str]) -> str:
     """`` (did you mean 'file'?)`` for the option closest to ``word``, or ``""``."""
     import difflib

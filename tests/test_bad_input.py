@@ -89,6 +89,12 @@ CASES = {
                            ("single package",)),
     "guard as a string": ("- file: /tmp/x\n  only_if: test -f /x\n", 6,
                           ("only_if must be a list",)),
+    "negative command timeout": ("- command: c\n  run: [/bin/true]\n  timeout: -1\n", 7,
+                                 ("timeout must be a positive number of seconds",)),
+    "zero command timeout": ("- command: c\n  run: [/bin/true]\n  timeout: 0\n", 7,
+                             ("timeout must be a positive number of seconds",)),
+    "infinite command timeout": ("- command: c\n  run: [/bin/true]\n  timeout: .inf\n", 7,
+                                 ("timeout must be a positive number of seconds",)),
 }
 
 

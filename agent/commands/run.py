@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.aws.ec2 import InstanceFacts
 from agent.compile.loader import Bundle
-from agent.compile.prepare import Options, prepare
+from agent.compile.prepare import Options, Prepared, prepare
 from agent.config import Config
 from agent.engine import report as reports
 from agent.engine.backups import Backups
+from agent.engine.interrupt import StopOnSignal, interrupted_fields, interrupted_line
 from agent.engine.lock import RunLock
-from agent.errors import TrueupError
+from agent.errors import Interrupted, TrueupError
 from agent.host.facts import Facts
 from agent.host.system import System
 from agent.model import CHANGED, FAILED
 from agent.sources import cache
+
+if TYPE_CHECKING:
+    from agent.engine.runner import Runner
 
 EXIT_OK, EXIT_CANNOT_RUN, EXIT_CHANGES, EXIT_FAILURES, EXIT_LOCKED = 0, 1, 2, 4, 75
 
@@ -41,68 +46,138 @@ def resolve_source(opts: Options, cfg: Config, instance: InstanceFacts) -> Bundl
         raise TrueupError("no source: give a bundle folder (trueup run ./recipes) or set "
                           "source in /etc/trueup/config.toml or TRUEUP_SOURCE")
     ctx = sources.FetchContext(cfg.state_dir, role=cfg.role, event=opts.event, instance=instance)
-    return sources.open_bundle(src, ctx, cache.parsed_dir(cfg.state_dir))
+    return sources.open_bundle(src, ctx, os.path.join(cfg.state_dir, "cache", "parsed"))
 
 
 def converge(opts: Options, cfg: Config, out: Any = None) -> int:
-    """trueup run / plan: the whole job. Returns the exit code."""
-    from agent import sources
+    """trueup run / plan: the whole job. Returns the exit code.
+
+    SIGTERM and SIGINT stop it cleanly (:class:`StopOnSignal`): the running command's
+    process group is stopped, a report marked interrupted is kept, the lock is freed,
+    and the exit code is 128 + the signal's number (143, 130).
+    """
     from agent.engine.runner import Runner
 
     out = out or sys.stdout
     slept = _splay(opts.splay)
     started = time.time()
+    meta = _meta(opts, cfg, started, slept)
+    console = reports.Console(out, cfg.color, show_diff=opts.diff or opts.noop, noop=opts.noop)
+    os.makedirs(cfg.state_dir, mode=0o700, exist_ok=True)
+    timeout = cfg.lock_timeout if opts.lock_timeout is None else opts.lock_timeout
+    system = System()
+    runner: Runner | None = None
+    with RunLock(os.path.join(cfg.state_dir, "run.lock"), timeout), StopOnSignal() as stop:
+        try:
+            prepared = _prepare(opts, cfg, meta, started, system)
+            live = console.live is not None and not opts.json
+            runner = Runner(prepared.catalog, system, noop=opts.noop,
+                            on_result=None if opts.json else console.result,
+                            progress=console.progress if live else None)
+            try:
+                results = runner.run()
+            finally:
+                console.close()
+        except Interrupted as exc:
+            report = reports.build(meta, runner.finished() if runner else [], started)
+            report.update(interrupted_fields(exc, runner))
+        else:
+            fact_reads = prepared.fact_host.reads
+            if fact_reads:  # pyinfra facts read from the host this run (once each, ideally)
+                meta["facts"] = {"reads": dict(fact_reads)}
+            report = reports.build(meta, results, started)
+            report["exit_code"] = exit_code(report["totals"], opts.detailed_exitcodes)
+            report["pruned"] = cache.prune(cfg.state_dir, cfg.cache_keep,
+                                           prepared.bundle.cached_paths())
+        stop.disarm()
+        keep_report(cfg, report)
+    _tell(report, opts, console)
+    return report["exit_code"]
+
+
+def _tell(report: dict[str, Any], opts: Options, console: reports.Console) -> None:
+    """The end of a run on the console: the summary line, or the JSON report.
+
+    An interrupted run says so in one stderr line instead of the summary.
+    """
+    if "interrupted" in report:
+        say(interrupted_line(report))
+    if opts.json:
+        console.write(reports.dumps(report) + "\n")
+    elif "interrupted" not in report:
+        console.pruned(report["pruned"])
+        console.summary(report)
+
+
+def _meta(opts: Options, cfg: Config, started: float, slept: float) -> dict[str, Any]:
+    """The report fields known before the source is opened."""
     run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime(started)) + "-" + os.urandom(4).hex()
     meta: dict[str, Any] = {"run_id": run_id, "mode": "noop" if opts.noop else "run",
                             "source": opts.source or cfg.source, "event": opts.event or None,
                             "phase": opts.phase, "runlist": None}
     if slept:
         meta["splay_s"] = slept
-    console = reports.Console(out, cfg.color, show_diff=opts.diff or opts.noop, noop=opts.noop)
-    os.makedirs(cfg.state_dir, mode=0o700, exist_ok=True)
-    timeout = cfg.lock_timeout if opts.lock_timeout is None else opts.lock_timeout
-    system = System()
+    return meta
+
+
+def _prepare(opts: Options, cfg: Config, meta: dict[str, Any], started: float,
+             system: System) -> Prepared:
+    """Open the source and compile the catalog; ``meta`` gains the bundle's fields.
+
+    A TrueupError (nothing changed yet) is kept as the run's report, then raised.
+    """
+    from agent import sources
+
     instance = InstanceFacts()  # one per run: IMDS and DescribeTags asked at most once
-    with RunLock(os.path.join(cfg.state_dir, "run.lock"), timeout):
-        bundle = None
-        try:
-            bundle = resolve_source(opts, cfg, instance)
-            notice = sources.offline_notice(bundle)
-            if notice:
-                print(notice, file=sys.stderr, flush=True)
-            prepared = prepare(opts, cfg, bundle, system,
-                               Backups(os.path.join(cfg.state_dir, "backup"), cfg.backups),
-                               Facts(ec2=instance), bundle.secrets)
-        except TrueupError as exc:
-            meta.update(sources.report_fields(bundle))
-            report = reports.build({**meta, "error": str(exc), "exit_code": 1}, [], started)
-            reports.store(cfg.state_dir, report, cfg.history)
-            raise
-        meta["runlist"] = prepared.runlist
-        meta["bundle"] = bundle.root
+    bundle = None
+    try:
+        bundle = resolve_source(opts, cfg, instance)
+        notice = sources.offline_notice(bundle)
+        if notice:
+            say(notice)
+        prepared = prepare(opts, cfg, bundle, system,
+                           Backups(os.path.join(cfg.state_dir, "backup"), cfg.backups),
+                           Facts(ec2=instance), bundle.secrets)
+    except TrueupError as exc:
         meta.update(sources.report_fields(bundle))
-        live = console.live is not None and not opts.json
-        runner = Runner(prepared.catalog, system, noop=opts.noop,
-                        on_result=None if opts.json else console.result,
-                        progress=console.progress if live else None)
-        try:
-            results = runner.run()
-        finally:
-            console.close()
-        fact_reads = prepared.fact_host.reads
-        if fact_reads:  # pyinfra facts read from the host this run (once each, ideally)
-            meta["facts"] = {"reads": dict(fact_reads)}
-        report = reports.build(meta, results, started)
-        code = exit_code(report["totals"], opts.detailed_exitcodes)
-        report["exit_code"] = code
-        report["pruned"] = cache.prune(cfg.state_dir, cfg.cache_keep, bundle.cached_paths())
+        report = reports.build({**meta, "error": str(exc), "exit_code": 1}, [], started)
+        keep_report(cfg, report)
+        raise
+    meta["runlist"] = prepared.runlist
+    meta["bundle"] = bundle.root
+    meta.update(sources.report_fields(bundle))
+    return prepared
+
+
+def keep_report(cfg: Config, report: dict[str, Any]) -> None:
+    """Store the report (and ship it, where reports leave the host) once the run is over.
+
+    The exit code is the converge result: a report that cannot be kept (disk full,
+    a file where reports/history belongs, no permission) is a one-line warning.
+    """
+    try:
         reports.store(cfg.state_dir, report, cfg.history)
-    if opts.json:
-        console.write(reports.dumps(report) + "\n")
-    else:
-        console.pruned(report["pruned"])
-        console.summary(report)
-    return code
+    except OSError as exc:
+        warn(f"could not store the report: {_os_reason(exc)}")
+
+
+def warn(text: str) -> None:
+    """One "trueup: warning: ..." line on stderr."""
+    say(f"trueup: warning: {text}")
+
+
+def say(line: str) -> None:
+    """``line`` on stderr; a stderr nobody reads any more is silenced, never an error."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except BrokenPipeError:
+        reports.silence(sys.stderr)
+
+
+def _os_reason(exc: OSError) -> str:
+    if exc.strerror and exc.filename:
+        return f"{exc.strerror}: {exc.filename}"
+    return exc.strerror or str(exc)
 
 
 def _splay(limit: float) -> float:
@@ -127,7 +202,7 @@ def exit_code(totals: dict[str, int], detailed: bool) -> int:
 
 def main(args: argparse.Namespace, cfg: Config) -> int:
     opts = _options(args, args.noop)
-    splay = cfg.splay if args.splay is None else args.splay
+    splay = cfg.splay if args.splay is None else _finite("--splay", args.splay)
     if splay < 0:
         raise TrueupError(f"--splay must be 0 or more seconds, not {splay:g}")
     opts.splay = 0.0 if args.noop else splay
@@ -138,9 +213,18 @@ def plan_main(args: argparse.Namespace, cfg: Config) -> int:
     return converge(_options(args, True), cfg)
 
 
+def _finite(flag: str, seconds: float) -> float:
+    """``seconds`` as given on the command line; nan and infinity are refused."""
+    if not math.isfinite(seconds):
+        raise TrueupError(f"{flag} must be a finite number of seconds, not {seconds}")
+    return seconds
+
+
 def _options(args: argparse.Namespace, noop: bool) -> Options:
     if args.src and args.source and args.src != args.source:
         raise TrueupError("give the source once: as SRC or as --source")
+    if args.lock_timeout is not None:
+        _finite("--lock-timeout", args.lock_timeout)
     return Options(source=args.src or args.source or "", runlist=args.runlist,
                    event=args.event or "", phase=args.phase, noop=noop,
                    detailed_exitcodes=args.detailed_exitcodes, json=args.json,

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from typing import Any, TextIO
 
+from agent.errors import TrueupError
 from agent.host.system import write_file_atomic
 from agent.model import CHANGED, FAILED, GUARDED, IGNORED, SKIPPED, UNCHANGED, Result
 from agent.redact import HIDDEN, REDACTOR
@@ -32,11 +33,16 @@ class Console:
 
     On a terminal, a resource that takes more than a second also gets a live line
     (:class:`LiveLine`) while it works; elsewhere nothing but the lines above is written.
+    When the reader goes away (``trueup run | head -1``) the console falls silent
+    (:func:`silence`) and the run goes on: a closed pipe never stops a converge.
+    With ``carry_on=False`` BrokenPipeError is raised instead, for a command whose
+    output is all it does.
     """
 
     def __init__(self, stream: TextIO = sys.stdout, colour: str = "auto",
-                 show_diff: bool = False, noop: bool = False) -> None:
+                 show_diff: bool = False, noop: bool = False, carry_on: bool = True) -> None:
         self.stream = stream
+        self.carry_on = carry_on
         tty = stream.isatty()
         self.colour = colour == "always" or (colour == "auto" and tty
                                               and os.environ.get("NO_COLOR") is None)
@@ -49,12 +55,17 @@ class Console:
 
     def write(self, text: str) -> None:
         text = REDACTOR.scrub(text) if REDACTOR else text
-        if self.live is None:
-            self.stream.write(text)
-            return
-        with self.live.lock:
-            self.live.erase()
-            self.stream.write(text)
+        try:
+            if self.live is None:
+                self.stream.write(text)
+                return
+            with self.live.lock:
+                self.live.erase()
+                self.stream.write(text)
+        except BrokenPipeError:
+            if not self.carry_on:
+                raise
+            silence(self.stream)
 
     def progress(self, ident: str, step: str) -> None:
         """The runner started ``step`` ("applying" …) of ``ident``: shown live after a second."""
@@ -116,6 +127,23 @@ def _size(n: int) -> str:
     if n < 1024:
         return f"{n} bytes"
     return f"{n / 1024:.1f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MB"
+
+
+def silence(stream: TextIO) -> None:
+    """Send what is still to be written to ``stream`` to /dev/null: its reader is gone.
+
+    The buffered text is flushed there at exit, instead of failing again with
+    EPIPE; a stream without a file descriptor is left as it is.
+    """
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 class LiveLine:
@@ -232,25 +260,104 @@ def dumps(report: dict[str, Any], indent: int | None = 2) -> str:
 
 
 def store(state_dir: str, report: dict[str, Any], keep: int) -> str:
-    """Write last_run.json and a copy in history/, keeping the newest ``keep``."""
+    """Write last_run.json and a copy in history/, keeping the newest ``keep``.
+
+    Each file is whole or untouched (:func:`_write`). last_run.json comes first, so a
+    broken history/ still leaves ``trueup report`` the newest run. Raises OSError
+    (disk full, a file where a folder belongs, no permission): the caller decides
+    what a report that could not be stored means.
+    """
     folder = os.path.join(state_dir, "reports")
     history = os.path.join(folder, "history")
-    os.makedirs(history, mode=0o700, exist_ok=True)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
     data = dumps(report, indent=None).encode() + b"\n"  # compact: C encoder, fast for big runs
-    name = f"{report['run_id']}.json"
-    write_file_atomic(os.path.join(history, name), data)
-    write_file_atomic(os.path.join(folder, "last_run.json"), data)
+    last = os.path.join(folder, "last_run.json")
+    _write(last, data)
+    os.makedirs(history, mode=0o700, exist_ok=True)
+    _write(os.path.join(history, f"{report['run_id']}.json"), data)
     entries = sorted(os.listdir(history))
     for stale in entries[:-keep] if keep > 0 else entries:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(history, stale))
-    return os.path.join(folder, "last_run.json")
+    return last
+
+
+def _write(path: str, data: bytes) -> None:
+    """Replace ``path`` with ``data``, whole (host.system.write_file_atomic); an error
+    names ``path`` (a full disk's ENOSPC names no file)."""
+    try:
+        write_file_atomic(path, data)
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = path
+        raise
 
 
 def load_last(state_dir: str) -> dict[str, Any] | None:
+    """The last stored report; None when there is none.
+
+    Raises TrueupError, naming the file, when it cannot be read or is not a report.
+    """
     path = os.path.join(state_dir, "reports", "last_run.json")
     try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
+        with open(path, "rb") as fh:
+            data = fh.read()
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise TrueupError(f"cannot read the last report ({exc.strerror}); {REWRITE}",
+                          path) from None
+    try:
+        report = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise TrueupError(f"not a report: {_first_line(exc)}; {REWRITE}", path) from None
+    problem = _shape_problem(report)
+    if problem:
+        raise TrueupError(f"not a report: {problem}; {REWRITE}", path)
+    return report
+
+
+REWRITE = "the next `trueup run` writes a new one"
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _shape_problem(report: Any) -> str:
+    """What keeps ``report`` from being shown as a run report; "" when nothing does."""
+    if not isinstance(report, dict):
+        return f"JSON {type(report).__name__} instead of an object"
+    resources = report.get("resources", [])
+    if not isinstance(resources, list):
+        return "'resources' is not a list"
+    for entry in resources:
+        if not _is_result(entry):
+            return f"a resource entry is not a result: {_clip(entry)}"
+    totals = report.get("totals")
+    if totals is not None:
+        wanted = (*STATUSES, "total")
+        if not (isinstance(totals, dict) and all(_is_number(totals.get(k)) for k in wanted)
+                and _is_number(report.get("duration_s"))):
+            return "'totals' or 'duration_s' is not a count"
+    return ""
+
+
+def _is_result(entry: Any) -> bool:
+    """Whether ``entry`` has the shape of ``Result.as_dict()`` where Result.from_dict reads."""
+    if not (isinstance(entry, dict) and isinstance(entry.get("resource"), str)):
+        return False
+    changes = entry.get("changes", [])
+    return (isinstance(entry.get("status", ""), str) and isinstance(changes, list)
+            and all(isinstance(c, dict) and "field" in c for c in changes)
+            and isinstance(entry.get("notified", []), list)
+            and _is_number(entry.get("duration_ms", 0)))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _clip(value: Any, width: int = 40) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= width else text[:width - 3] + "..."

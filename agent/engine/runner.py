@@ -49,6 +49,9 @@ class Runner:
         self.blocked: dict[str, str] = {}          # ident → why it is skipped
         self.queued: dict[tuple[str, str], list[str]] = {}  # delayed notifications
         self.subscribers: dict[str, list[tuple[Node, str]]] = {}
+        self.decided: set[str] = set()  # identities the walk through the catalog has passed
+        self.sent: set[tuple[str, str]] = set()  # delayed notifications done
+        self.current: str | None = None  # the identity being converged or refreshed
         for node in catalog.nodes:
             for ident, action in node.subscribe:
                 self.subscribers.setdefault(ident, []).append((node, action))
@@ -74,8 +77,25 @@ class Runner:
                 self._notify_from(node)
         for (ident, action), sources in self.queued.items():
             self._refresh(self.catalog.by_ident[ident], action, sources)
+            self.sent.add((ident, action))
         self.system.flush()
+        return self.finished()
+
+    def finished(self) -> list[Result]:
+        """The results decided so far, in catalog order (all of them once run() returns)."""
         return [self.results[n.ident] for n in self.catalog.nodes if n.ident in self.results]
+
+    def unfinished(self) -> list[str]:
+        """Identities not converged yet: not reached, or being converged (``current``).
+
+        One refreshed by an immediate notification before its turn is among them too.
+        """
+        return [n.ident for n in self.catalog.nodes if n.ident not in self.decided]
+
+    def pending_notifications(self) -> list[str]:
+        """Delayed notifications queued but not yet sent, as "type:name action"."""
+        return [f"{ident} {action}" for ident, action in self.queued
+                if (ident, action) not in self.sent]
 
     # --- one resource -----------------------------------------------------------------
 
@@ -139,6 +159,7 @@ class Runner:
             raise ResourceError(f"not converged after apply: {fields} still differ")
 
     def _step(self, node: Node, what: str) -> None:
+        self.current = node.ident
         if self.progress is not None:
             self.progress(node.ident, what)
 
@@ -198,11 +219,14 @@ class Runner:
                            f"{action} failed: ")
             result.duration += time.perf_counter() - start
         self.results[ident] = result
+        self.current = None
         # the console shows just this notification, not the resource's earlier changes again
         self.on_result(Result(ident, result.status, [change], result.error))
 
     def _record(self, result: Result) -> None:
         self.results[result.ident] = result
+        self.decided.add(result.ident)
+        self.current = None
         self.on_result(result)
 
 

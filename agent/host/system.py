@@ -120,7 +120,12 @@ class System:
     def run(self, argv: Sequence[str], *, cwd: str | None = None,
             env: Mapping[str, str] | None = None, user: str | None = None,
             timeout: float | None = None, input: str | None = None) -> Completed:
-        """Run ``argv`` (a list, never a shell string) on the host and capture its output."""
+        """Run ``argv`` (a list, never a shell string) on the host and capture its output.
+
+        The command leads a session (and process group) of its own. When it outlives
+        ``timeout``, or anything interrupts the wait (a signal's exception), its whole
+        group is stopped (:func:`_stop_group`) before the error goes on.
+        """
         argv = [str(a) for a in argv]
         if self.runner is not None:
             return self.runner(argv, cwd=cwd, env=env, user=user, timeout=timeout, input=input)
@@ -137,17 +142,25 @@ class System:
             kwargs["user"] = user
             kwargs["extra_groups"] = []
         try:
-            proc = subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, text=True,
-                                  timeout=timeout, input=input,
-                                  stdin=None if input is not None else subprocess.DEVNULL,
-                                  check=False, **kwargs)
-        except subprocess.TimeoutExpired:
-            raise ResourceError(f"{argv[0]} timed out after {timeout:g}s") from None
+            proc = subprocess.Popen(argv, cwd=cwd, env=full_env, text=True,
+                                    stdin=subprocess.PIPE if input is not None
+                                    else subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    start_new_session=True, **kwargs)
         except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
             raise ResourceError(f"cannot run {argv[0]}: {exc.strerror}") from None
         except (KeyError, ValueError, OSError) as exc:
             raise ResourceError(f"cannot run {argv[0]}: {exc}") from None
-        return Completed(argv, proc.returncode, proc.stdout, proc.stderr)
+        with proc:
+            try:
+                stdout, stderr = proc.communicate(input, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _stop_group(proc.pid, proc.wait)  # a session leader's pid is its group's id
+                raise ResourceError(f"{argv[0]} timed out after {timeout:g}s") from None
+            except BaseException:
+                _stop_group(proc.pid, proc.wait)
+                raise
+        return Completed(argv, proc.returncode, stdout, stderr)
 
     def which(self, command: str) -> str | None:
         """The host path of ``command`` found on the search path, or None."""
@@ -342,6 +355,29 @@ def _number(value: str | int | None, lookup: Callable[[str], Any], what: str, at
     if entry is None:
         raise ResourceError(f"no such {what} {value!r}")
     return int(getattr(entry, attr))
+
+
+def _stop_group(pgid: int, wait: Callable[[float | None], object], grace: float = 2.0) -> None:
+    """Stop process group ``pgid``: SIGTERM, then SIGKILL to whatever is left after
+    ``grace`` seconds. ``wait(timeout)`` reaps the group's leader (``Popen.wait``)."""
+    import signal
+    import subprocess
+    import time
+
+    deadline = time.monotonic() + grace
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        wait(max(0.0, deadline - time.monotonic()))
+    while time.monotonic() < deadline:
+        try:  # the leader is gone; its children may still be finishing
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+    wait(None)
 
 
 def temp_name(path: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 from agent.errors import ResourceError
@@ -75,6 +76,7 @@ class Command(Resource, kind="command"):
         creates = self.spec.get("creates")
         if creates is not None and not os.path.isabs(creates):
             raise SpecError("creates", f"creates must be an absolute path, not {creates!r}")
+        _check_timeout(self.spec.get("timeout"))
         returns = self.spec["returns"]
         self.returns = {int(r) for r in (returns if isinstance(returns, list) else [returns])}
 
@@ -111,6 +113,16 @@ class Command(Resource, kind="command"):
             tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
             detail = (": " + " | ".join(tail)) if tail else ""
             raise ResourceError(f"exited with status {done.returncode}{detail}")
+
+
+def _check_timeout(timeout: object) -> None:
+    """None (no limit) or a positive, finite number of seconds."""
+    if timeout is None:
+        return
+    if (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+            or not math.isfinite(timeout) or timeout <= 0):
+        raise SpecError("timeout", f"timeout must be a positive number of seconds, not "
+                        f"{timeout!r}; leave it out for no limit")
 
 
 def _show(argv: list[str]) -> str:
