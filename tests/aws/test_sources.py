@@ -173,3 +173,16 @@ def test_env_and_role_from_instance_tags(tmp_path, trueup, env, aws, imds):
     assert (tmp_path / "s").exists() and not (tmp_path / "r").exists()
     assert last_report(env)["origin"]["source"] == "ssm:/trueup/staging"
     assert imds.token_puts == 1
+
+
+def test_aws_region_alone_names_the_region(tmp_path, trueup, aws, monkeypatch):
+    """botocore reads AWS_DEFAULT_REGION only; the advice trueup gives (AWS_REGION) works."""
+    ssm_put(aws, "/trueup/regional/recipes/r", f"resources:\n  - file: {tmp_path}/r\n")
+    ssm_put(aws, "/trueup/regional/runlist", "r")
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    out = trueup("run", "ssm:/trueup/regional", env={"AWS_REGION": aws.region})
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "r").exists()
+    none = trueup("run", "ssm:/trueup/regional")
+    assert none.returncode == 1
+    assert "no AWS region: set AWS_REGION" in none.stderr, none.stderr
