@@ -85,7 +85,7 @@ def client(service: str) -> Any:
 
 
 def _region(session: Any) -> str:
-    """AWS_REGION (which botocore itself reads only from 1.37 on), else the usual AWS
+    """AWS_REGION (older botocore releases ignore it), else the usual AWS
     configuration (AWS_DEFAULT_REGION, the config file), else IMDS."""
     if os.environ.get("AWS_REGION"):
         return os.environ["AWS_REGION"]
