@@ -3,6 +3,11 @@
 Plain strings pass through untouched and ``{{ dotted.name }}`` placeholders are
 resolved without Jinja (the common case, and a hot path); anything else is
 compiled once by Jinja2 and cached.
+
+Jinja2 runs sandboxed (``jinja2.sandbox.SandboxedEnvironment``): a template can use
+filters, tests, loops, ``secret()`` and the methods of plain values, but not Python's
+internals (``__class__``, ``__globals__``, ``mro`` …), so a recipe or a template cannot
+run Python; reaching for them is an error naming the attribute.
 """
 
 from __future__ import annotations
@@ -117,10 +122,12 @@ class Renderer:
             raise RenderError(_message(exc), _template_line(exc)) from None
 
     def env(self) -> Any:
+        """The Jinja2 environment: sandboxed, strict about undefined names, no escaping."""
         if self._env is None:
             import jinja2
+            from jinja2.sandbox import SandboxedEnvironment
 
-            self._env = jinja2.Environment(
+            self._env = SandboxedEnvironment(
                 undefined=jinja2.StrictUndefined,
                 keep_trailing_newline=True,
                 autoescape=False,  # noqa: S701 - renders config files, not HTML
@@ -191,9 +198,19 @@ def _resolve(ctx: Mapping[str, Any], dotted: str) -> Any:
     return obj
 
 
+_UNSAFE = re.compile(r"access to attribute ('[^']*') of ('[^']*') object is unsafe\.?")
+
+
 def _message(exc: BaseException) -> str:
-    msg = getattr(exc, "message", None) or str(exc)
-    return msg.split("\n")[0]
+    """The first line of a Jinja2 error; the sandbox's refusals say what was refused."""
+    msg = (getattr(exc, "message", None) or str(exc)).split("\n")[0]
+    if type(exc).__name__ == "SecurityError":  # jinja2.sandbox refused it
+        unsafe = _UNSAFE.fullmatch(msg)
+        if unsafe:
+            msg = (f"template tries to access an unsafe attribute {unsafe[1]} of a "
+                   f"{unsafe[2]} object")
+        return f"{msg} (templates cannot run Python)"
+    return msg
 
 
 def _template_line(exc: BaseException) -> int | None:
