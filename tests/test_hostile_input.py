@@ -81,3 +81,137 @@ def test_sandbox_keeps_what_recipes_use(tmp_path: Path, trueup: Trueup) -> None:
     assert result.returncode == 0, result.stderr
     assert (target / "t").read_text() == "a=B\nc=D\nn1,n2 2 none 3 80! 2\n"
     assert (target / "n").read_text() == "n1"
+
+
+# --- 2a. YAML that explodes ------------------------------------------------------------------
+
+
+def alias_bomb(levels: int = 5, indent: str = "") -> str:
+    """YAML lines a0 … a<levels-1>: a0 holds ten scalars, each next one ten aliases of the
+    one before, so a<n> stands for 10**(n+1) values; a3 is the first past 10,000."""
+    lines = [f"{indent}a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, levels):
+        lines.append(f"{indent}a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def merge_bomb(levels: int = 5, indent: str = "") -> str:
+    """Like alias_bomb, with merge keys: m<n> merges m<n-1> ten times."""
+    lines = [f"{indent}m0: &m0 {{" + ", ".join(f"k{i}: x" for i in range(10)) + "}"]
+    for i in range(1, levels):
+        lines.append(f"{indent}m{i}: &m{i} {{<<: [" + ", ".join([f"*m{i - 1}"] * 10) + "]}")
+    return "\n".join(lines) + "\n"
+
+
+def nested(depth: int) -> str:
+    """A flow list nested ``depth`` deep."""
+    return "[" * depth + "]" * depth
+
+
+def test_alias_bomb_in_recipe_attributes(tmp_path: Path, trueup: Trueup) -> None:
+    bundle, target = bundle_with(tmp_path, "", recipes={
+        "bomb": "attributes:\n" + alias_bomb(indent="  ")}, runlist="bomb,app")
+    assert_refused(trueup("run", str(bundle)), target, bundle / "bomb/recipe.yml", 5,
+                   "too many aliases", "10000")
+
+
+def test_alias_bomb_in_a_resource(tmp_path: Path, trueup: Trueup) -> None:
+    """Anywhere in recipe.yml: here in the variables of a template."""
+    bomb = alias_bomb(indent="      ")
+    bundle, target = bundle_with(tmp_path, '- template: "{{ attributes.root }}/x"\n'
+                                 "  source: t.j2\n  variables:\n" + bomb,
+                                 templates={"app/t.j2": "x\n"})
+    assert_refused(trueup("run", str(bundle)), target, bundle / "app/recipe.yml", 11,
+                   "too many aliases")
+
+
+def test_merge_key_bomb(tmp_path: Path, trueup: Trueup) -> None:
+    bundle, target = bundle_with(tmp_path, "", recipes={
+        "bomb": "attributes:\n" + merge_bomb(indent="  ")}, runlist="bomb,app")
+    assert_refused(trueup("run", str(bundle)), target, bundle / "bomb/recipe.yml", 5,
+                   "too many aliases")
+
+
+def test_alias_bomb_in_bundle_attributes(tmp_path: Path, trueup: Trueup) -> None:
+    bundle, target = bundle_with(tmp_path, "")
+    (bundle / "attributes.yml").write_text(f"root: {target}\n" + alias_bomb())
+    assert_refused(trueup("run", str(bundle)), target, bundle / "attributes.yml", 5,
+                   "too many aliases")
+
+
+def test_alias_bomb_in_a_node_file(tmp_path: Path, trueup: Trueup) -> None:
+    bundle, target = bundle_with(tmp_path, "")
+    node = tmp_path / "node.yml"
+    node.write_text(alias_bomb())
+    assert_refused(trueup("run", str(bundle), "--attributes", str(node)), target, node, 4,
+                   "too many aliases")
+
+
+def test_alias_bomb_in_an_attribute_flag(tmp_path: Path, trueup: Trueup) -> None:
+    bundle, target = bundle_with(tmp_path, "")
+    flow = "{" + alias_bomb().strip().replace("\n", ", ") + "}"
+    result = trueup("run", str(bundle), "-a", f"x={flow}")
+    assert_refused(result, target, Path("-a x"), None, "too many aliases")
+
+
+DEEP = {
+    # name: (recipe text, line of the error)
+    "flow lists": ("attributes:\n  x: " + nested(500) + "\n", 2),
+    "block mappings": ("attributes:\n" + "".join("  " * (i + 1) + f"k{i}:\n"
+                                                 for i in range(150)) + "\n", 101),
+    "recursive anchor": ("attributes:\n  a: &a [x, *a]\n", 2),
+}
+
+
+@pytest.mark.parametrize("case", DEEP, ids=list(DEEP))
+def test_nesting_too_deep(tmp_path: Path, trueup: Trueup, case: str) -> None:
+    text, line = DEEP[case]
+    bundle, target = bundle_with(tmp_path, "", recipes={"deep": text}, runlist="deep,app")
+    assert_refused(trueup("run", str(bundle)), target, bundle / "deep/recipe.yml", line,
+                   "nested too deep")
+
+
+def test_nesting_too_deep_in_a_node_file_and_a_flag(tmp_path: Path, trueup: Trueup) -> None:
+    bundle, target = bundle_with(tmp_path, "")
+    node = tmp_path / "node.json"
+    node.write_text('{"x": ' + nested(500) + "}")
+    assert_refused(trueup("run", str(bundle), "--attributes", str(node)), target, node, 1,
+                   "nested too deep")
+    assert_refused(trueup("run", str(bundle), "-a", f"x={nested(500)}"), target,
+                   Path("-a x"), None, "nested too deep")
+
+
+MERGES = {
+    "a scalar": "  a: &a 1\n  b:\n    <<: *a\n",
+    "a list of scalars": "  a: &a 1\n  b:\n    c: 2\n    <<: [*a, *a]\n",
+}
+
+
+@pytest.mark.parametrize("case", MERGES, ids=list(MERGES))
+def test_merge_key_needs_mappings(tmp_path: Path, trueup: Trueup, case: str) -> None:
+    text = "attributes:\n" + MERGES[case]
+    line = text.splitlines().index(next(x for x in text.splitlines() if "<<" in x)) + 1
+    bundle, target = bundle_with(tmp_path, "", recipes={"m": text}, runlist="m,app")
+    assert_refused(trueup("run", str(bundle)), target, bundle / "m/recipe.yml", line,
+                   "merge key '<<' takes a mapping or a list of mappings")
+
+
+def test_merge_keys_and_aliases_still_work(tmp_path: Path, trueup: Trueup) -> None:
+    """Own keys win over merged ones; the first merged mapping wins over the next."""
+    recipe = """\
+        attributes:
+          base: &base {port: 80, name: web, tls: false}
+          extra: &extra {tls: true, user: www}
+          site:
+            <<: [*base, *extra]
+            port: 8080
+          again: *base
+        """
+    bundle, target = bundle_with(
+        tmp_path, '- file: "{{ attributes.root }}/site"\n'
+        '  content: "{{ attributes.site | dictsort }} {{ attributes.again.port }}"\n',
+        recipes={"conf": recipe}, runlist="conf,app")
+    result = trueup("run", str(bundle))
+    assert result.returncode == 0, result.stderr
+    assert (target / "site").read_text() == (
+        "[('name', 'web'), ('port', 8080), ('tls', False), ('user', 'www')] 80")
