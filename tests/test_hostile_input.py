@@ -7,6 +7,8 @@ stderr naming file:line, nothing created, and nothing the input asked for was ru
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -215,3 +217,112 @@ def test_merge_keys_and_aliases_still_work(tmp_path: Path, trueup: Trueup) -> No
     assert result.returncode == 0, result.stderr
     assert (target / "site").read_text() == (
         "[('name', 'web'), ('port', 8080), ('tls', False), ('user', 'www')] 80")
+
+
+# --- 2b. files that are no regular files, or too large ---------------------------------------
+
+
+def guarded() -> dict[str, object]:
+    """Options for the trueup fixture: a hang ends in a timeout, an endless read in a
+    MemoryError (on the code before these checks: a FIFO blocked, /dev/zero filled memory)."""
+    prefix = ["prlimit", f"--as={2 * 1024 ** 3}"] if shutil.which("prlimit") else []
+    return {"timeout": 30, "prefix": prefix}
+
+
+def make_not_a_file(path: Path, kind: str) -> None:
+    """Replace ``path`` with a FIFO, a link to a device, a folder or a symbolic link loop."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        path.symlink_to("/dev/zero")
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path.symlink_to(path.name)  # a link to itself
+
+
+NOT_FILES = {"fifo": "is a FIFO (named pipe)", "device": "is a character device",
+             "directory": "is a directory", "symlink loop": "is a symbolic link loop"}
+PLACES = {
+    # name: (resources, the path made no file, the file named by the error, its line)
+    "source": ('- file: "{{ attributes.root }}/x"\n  source: x\n', "bundle/app/files/x",
+               "bundle/app/recipe.yml", 6),
+    "template": ('- template: "{{ attributes.root }}/x"\n  source: t.j2\n',
+                 "bundle/app/templates/t.j2", "bundle/app/templates/t.j2", None),
+    "recipe file": ("", "bundle/app/recipe.yml", "bundle/app/recipe.yml", None),
+    "attributes file": ("", "bundle/attributes.yml", "bundle/attributes.yml", None),
+    "runlist file": ("", "bundle/runlist", "bundle/runlist", None),
+    "node file": ("", "node.yml", "node.yml", None),
+}
+
+
+@pytest.mark.parametrize("kind", NOT_FILES, ids=list(NOT_FILES))
+@pytest.mark.parametrize("place", PLACES, ids=list(PLACES))
+def test_only_regular_files_are_read(tmp_path: Path, trueup: Trueup, place: str,
+                                     kind: str) -> None:
+    """run and validate refuse it the same way, at once, without reading it."""
+    extra, where, named, line = PLACES[place]
+    bundle, target = bundle_with(tmp_path, extra)
+    node = tmp_path / "node.yml"
+    node.write_text("{}\n")
+    make_not_a_file(tmp_path / where, kind)
+    args = [str(bundle), "--attributes", str(node)]
+    result = trueup("run", *args, **guarded())
+    assert_refused(result, target, tmp_path / named, line, NOT_FILES[kind],
+                   "expected a regular file")
+    checked = trueup("validate", *args, **guarded())
+    assert checked.returncode == 1 and checked.stderr == result.stderr
+
+
+MiB = 1024 * 1024
+TOO_LARGE = {
+    # name: (resources, the large file, its size, the file named by the error, its line)
+    "source": ('- file: "{{ attributes.root }}/x"\n  source: x\n', "bundle/app/files/x",
+               16 * MiB + 1, "bundle/app/recipe.yml", 6),
+    "template": ('- template: "{{ attributes.root }}/x"\n  source: t.j2\n',
+                 "bundle/app/templates/t.j2", 16 * MiB + 1, "bundle/app/templates/t.j2", None),
+    "recipe file": ("", "bundle/app/recipe.yml", MiB + 1, "bundle/app/recipe.yml", None),
+}
+
+
+@pytest.mark.parametrize("place", TOO_LARGE, ids=list(TOO_LARGE))
+def test_files_over_their_size_limit(tmp_path: Path, trueup: Trueup, place: str) -> None:
+    """16 MiB for a source or a template, 1 MiB for a recipe file: one byte more is refused."""
+    extra, where, size, named, line = TOO_LARGE[place]
+    bundle, target = bundle_with(tmp_path, extra)
+    path = tmp_path / where
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as fh:  # a recipe keeps its text: a YAML comment fills it up
+        fh.write(b"#" + b"x" * (size - fh.tell() - 2) + b"\n")
+    assert path.stat().st_size == size
+    result = trueup("run", str(bundle), **guarded())
+    assert_refused(result, target, tmp_path / named, line, "is too large",
+                   f"{size} bytes", f"the limit is {size // MiB} MiB")
+
+
+# --- 2c. walks of the bundle folder ----------------------------------------------------------
+
+
+def test_a_symlink_loop_in_the_bundle_is_no_recipe(tmp_path: Path, trueup: Trueup) -> None:
+    bundle, target = bundle_with(tmp_path, "")
+    (bundle / "loop").symlink_to("loop")
+    checked = trueup("validate", str(bundle), **guarded())
+    assert checked.returncode == 0, checked.stderr
+    assert "(1 recipes, 2 run lists checked)" in checked.stdout
+    result = trueup("run", str(bundle), "--runlist", "loop", **guarded())
+    assert_refused(result, target, Path("--runlist"), None, "recipe 'loop' not found",
+                   "(recipes there: app)")
+
+
+def test_a_runlist_for_an_event_that_is_a_folder(tmp_path: Path, trueup: Trueup) -> None:
+    """validate reads every runlist.<event> file; run reads the one of its event."""
+    bundle, target = bundle_with(tmp_path, "")
+    (bundle / "runlist.deploy").mkdir()
+    result = trueup("run", str(bundle), "--event", "deploy", **guarded())
+    assert_refused(result, target, bundle / "runlist.deploy", None,
+                   "is a directory, expected a regular file")
+    checked = trueup("validate", str(bundle), **guarded())
+    assert checked.returncode == 1 and checked.stderr == result.stderr

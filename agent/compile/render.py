@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from agent.errors import RenderError, TrueupError
+from agent.host import files
 
 _SIMPLE = re.compile(r"\{\{\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\}\}")
 
@@ -96,8 +97,9 @@ class Renderer:
         template = self._files.get(path)
         if template is None:
             try:
-                with open(path, encoding="utf-8") as fh:
-                    source = fh.read()
+                source = files.read_text(path, files.MAX_SOURCE_BYTES)
+            except files.NotRegular as exc:  # a FIFO, device, link loop …; or too large
+                raise RenderError(str(exc)) from None
             except FileNotFoundError:
                 raise RenderError("template file not found") from None
             except (OSError, UnicodeDecodeError) as exc:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.errors import TrueupError
+from agent.host import files
 
 MAX_ALIAS_VALUES = 10_000  # values that aliases and merge keys may produce in one file
 MAX_DEPTH = 100            # levels of mappings and lists, one inside the other
@@ -37,14 +38,16 @@ class LineList(list):
 
 
 def read_text(path: str) -> str:
-    """The text of ``path``, or a TrueupError that says why it cannot be read."""
+    """The text of ``path``, or a TrueupError that says why it cannot be read.
+
+    Only a regular file of at most host.files.MAX_TEXT_BYTES (1 MiB) is read.
+    """
     try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
+        return files.read_text(path, files.MAX_TEXT_BYTES)
+    except files.NotRegular as exc:  # a folder, FIFO, device or link loop; or too large
+        raise TrueupError(str(exc), path) from None
     except FileNotFoundError:
         raise TrueupError("file not found", path) from None
-    except IsADirectoryError:
-        raise TrueupError("is a directory, expected a file", path) from None
     except PermissionError:
         raise TrueupError("cannot read file: permission denied (run as a user who can "
                           "read it, or fix its mode)", path) from None
