@@ -311,7 +311,7 @@ def test_a_symlink_loop_in_the_bundle_is_no_recipe(tmp_path: Path, trueup: Trueu
     (bundle / "loop").symlink_to("loop")
     checked = trueup("validate", str(bundle), **guarded())
     assert checked.returncode == 0, checked.stderr
-    assert "(1 recipes, 2 run lists checked)" in checked.stdout
+    assert "OK (1 recipes" in checked.stdout
     result = trueup("run", str(bundle), "--runlist", "loop", **guarded())
     assert_refused(result, target, Path("--runlist"), None, "recipe 'loop' not found",
                    "(recipes there: app)")
@@ -326,3 +326,18 @@ def test_a_runlist_for_an_event_that_is_a_folder(tmp_path: Path, trueup: Trueup)
                    "is a directory, expected a regular file")
     checked = trueup("validate", str(bundle), **guarded())
     assert checked.returncode == 1 and checked.stderr == result.stderr
+
+
+# --- 3. YAML control characters; validate agrees with run ------------------------------------
+
+
+def test_control_character_in_yaml(tmp_path: Path, trueup: Trueup) -> None:
+    """One line naming file:line (libyaml counts bytes: the é before it must not shift it)."""
+    bundle, target = bundle_with(tmp_path, '# café crème\n- file: "{{ attributes.root }}/x"\n'
+                                 '  content: "a\x07b"\n')
+    result = trueup("run", str(bundle))
+    assert_refused(result, target, bundle / "app/recipe.yml", 7, "YAML syntax error",
+                   "unacceptable character #x0007", "control characters are not allowed")
+    checked = trueup("validate", str(bundle))
+    assert checked.returncode == 1 and checked.stderr == result.stderr
+

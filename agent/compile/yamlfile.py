@@ -112,9 +112,14 @@ def parse(path: str, text: str) -> Any:
     """
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+    cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = None
     try:
+        loader = cls(text)  # the pure-Python reader checks the characters here
         node = loader.get_single_node()
+    except yaml.reader.ReaderError as exc:  # a control character, or not Unicode
+        raise TrueupError(f"YAML syntax error: {_reader_problem(exc)}", path,
+                          _reader_line(exc, text, cls)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or "invalid YAML"
@@ -129,10 +134,26 @@ def parse(path: str, text: str) -> Any:
         raise LimitError(f"nested too deep (more than {MAX_DEPTH} levels of mappings and "
                          "lists)", path) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if node is None:
         return None
     return _Converter(loader, path).value(node, node.start_mark.line + 1)
+
+
+def _reader_problem(exc: Any) -> str:
+    """``unacceptable character #x0007: control characters are not allowed``."""
+    char = exc.character
+    if isinstance(char, (bytes, str)):  # not decodable (we pass text: should not happen)
+        char = ord(char[:1] or "\0")
+    return f"unacceptable character #x{char:04x}: {exc.reason}"
+
+
+def _reader_line(exc: Any, text: str, cls: type) -> int:
+    """The line of a ReaderError's position: libyaml counts bytes, PyYAML characters."""
+    if cls.__name__ == "CSafeLoader":
+        return text.encode("utf-8", "surrogatepass")[:exc.position].count(b"\n") + 1
+    return text[:exc.position].count("\n") + 1
 
 
 _MERGE = "tag:yaml.org,2002:merge"
