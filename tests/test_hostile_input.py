@@ -341,3 +341,42 @@ def test_control_character_in_yaml(tmp_path: Path, trueup: Trueup) -> None:
     checked = trueup("validate", str(bundle))
     assert checked.returncode == 1 and checked.stderr == result.stderr
 
+
+SIBLINGS = {
+    "base": "attributes:\n  greeting: hello\n",
+    "web": 'resources:\n  - file: "{{ attributes.root }}/web"\n'
+           '    content: "{{ attributes.greeting }}"\n',
+}
+
+
+@pytest.mark.parametrize("runlist", ["runlist", "runlist.deploy"])
+def test_validate_accepts_what_run_accepts(tmp_path: Path, trueup: Trueup,
+                                           runlist: str) -> None:
+    """web uses the defaults of base, before it in the run list: run and validate accept."""
+    bundle, target = bundle_with(tmp_path, "", recipes=SIBLINGS, runlist="app")
+    (bundle / runlist).write_text("app\nbase\nweb\n")  # app makes the folder web writes in
+    checked = trueup("validate", str(bundle))
+    assert checked.returncode == 0, checked.stderr
+    assert "OK (3 recipes" in checked.stdout
+    event = ["--event", runlist.partition(".")[2]] if "." in runlist else []
+    result = trueup("run", str(bundle), *event)
+    assert result.returncode == 0, result.stderr
+    assert (target / "web").read_text() == "hello"
+
+
+def test_validate_refuses_what_run_refuses(tmp_path: Path, trueup: Trueup) -> None:
+    """Without base in the run list web's attribute is undefined: both refuse, alike."""
+    bundle, target = bundle_with(tmp_path, "", recipes=SIBLINGS, runlist="web\napp")
+    result = trueup("run", str(bundle))
+    assert_refused(result, target, bundle / "web/recipe.yml", 3,
+                   "'attributes' has no attribute 'greeting'")
+    checked = trueup("validate", str(bundle))
+    assert checked.returncode == 1 and checked.stderr == result.stderr
+
+
+def test_validate_checks_a_recipe_in_no_run_list_on_its_own(tmp_path: Path,
+                                                              trueup: Trueup) -> None:
+    bundle, target = bundle_with(tmp_path, "", recipes=SIBLINGS, runlist="app")
+    checked = trueup("validate", str(bundle))
+    assert_refused(checked, target, bundle / "web/recipe.yml", 3,
+                   "'attributes' has no attribute 'greeting'")
