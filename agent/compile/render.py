@@ -82,8 +82,7 @@ class Renderer:
         try:
             compiled = self.env().compile_expression(expr, undefined_to_none=False)
             value = compiled(self.context)
-            if isinstance(value, self._env.undefined):
-                value._fail_with_undefined_error()
+            _fail_if_undefined(value, self._env.undefined)
             return value
         except RenderError:
             raise
@@ -198,6 +197,20 @@ def _resolve(ctx: Mapping[str, Any], dotted: str) -> Any:
         where = ".".join(parts[:i])
         raise RenderError(f"'{where}' has no attribute '{part}' in '{{{{ {dotted} }}}}'")
     return obj
+
+
+def _fail_if_undefined(value: Any, undefined: type) -> None:
+    """Raise the UndefinedError of an undefined name in ``value``, or in a list, tuple or
+    dict it holds (``{{ ['/bin/echo', nope] }}``): such a value is never half rendered."""
+    if isinstance(value, undefined):
+        value._fail_with_undefined_error()
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _fail_if_undefined(item, undefined)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _fail_if_undefined(key, undefined)
+            _fail_if_undefined(item, undefined)
 
 
 _UNSAFE = re.compile(r"access to attribute ('[^']*') of ('[^']*') object is unsafe\.?")
