@@ -380,3 +380,51 @@ def test_validate_checks_a_recipe_in_no_run_list_on_its_own(tmp_path: Path,
     checked = trueup("validate", str(bundle))
     assert_refused(checked, target, bundle / "web/recipe.yml", 3,
                    "'attributes' has no attribute 'greeting'")
+
+
+# --- 4. values of sensitive resources stay out of error messages -----------------------------
+
+SENSITIVE = {
+    # name: (resources, the file named by the error, its line, words of the message)
+    "undefined name": ("content: \"{{ 'hunter2' ~ undefined_name }}\"", "app/recipe.yml", 6,
+                       "content cannot be rendered"),
+    "missing key": ("content: \"{{ {}['hunter2'] }}\"", "app/recipe.yml", 6,
+                    "content cannot be rendered"),
+    "syntax error": ("content: \"{{ 'hunter2' ( }}\"", "app/recipe.yml", 6,
+                     "content cannot be rendered"),
+    "whole-value expression": ("verify: \"{{ ['hunter2', nope] }}\"", "app/recipe.yml", 6,
+                               "verify cannot be rendered"),
+    "wrong type": ("backup: \"hunter2\"", "app/recipe.yml", 6, "backup must be"),
+    "template file": ("source: t.j2", "app/templates/t.j2", 2,
+                      "template cannot be rendered"),
+    "name": ("", "app/recipe.yml", 5, "the name cannot be rendered"),
+}
+
+
+@pytest.mark.parametrize("case", SENSITIVE, ids=list(SENSITIVE))
+def test_sensitive_value_is_not_quoted_in_errors(tmp_path: Path, trueup: Trueup, env: dict,
+                                                 case: str) -> None:
+    """The error names the field (or template) and line; the value's text appears nowhere."""
+    field, named, line, words = SENSITIVE[case]
+    kind = "template" if field.startswith("source") else "file"
+    name = "{{ attributes.root }}/x" if field else "{{ attributes.root ~ 'hunter2' ~ nope }}"
+    field = field or "owner: root"
+    bundle, target = bundle_with(
+        tmp_path, f'- {kind}: "{name}"\n  {field}\n  sensitive: true\n',
+        templates={"app/t.j2": "a = 1\nb = {{ {}['hunter2'] }}\n"})
+    result = trueup("run", str(bundle))
+    assert_refused(result, target, bundle / named, line, words,
+                   "(details hidden: the resource is sensitive)")
+    assert "hunter2" not in result.stderr
+    report = Path(env["TRUEUP_STATE_DIR"]) / "reports/last_run.json"
+    assert "hidden" in report.read_text() and "hunter2" not in report.read_text()
+    checked = trueup("validate", str(bundle))
+    assert checked.returncode == 1 and checked.stderr == result.stderr
+
+
+def test_values_of_other_resources_are_still_quoted(tmp_path: Path, trueup: Trueup) -> None:
+    """Without sensitive, the error shows the expression: it helps, and hides nothing."""
+    bundle, target = bundle_with(
+        tmp_path, "- file: \"{{ attributes.root }}/x\"\n  content: \"{{ 'hello' ~ nope }}\"\n")
+    assert_refused(trueup("run", str(bundle)), target, bundle / "app/recipe.yml", 6,
+                   "'nope' is undefined in \"{{ 'hello' ~ nope }}\"")
