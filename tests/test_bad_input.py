@@ -87,6 +87,8 @@ CASES = {
     "bad sysctl key": ("- sysctl: not a key\n  value: 1\n", 5, ("is not a sysctl key",)),
     "version with names": ("- package: tools\n  names: [a, b]\n  version: '1.0'\n", 7,
                            ("single package",)),
+    "undefined name inside a list": ("- command: c\n  run: \"{{ ['/bin/echo', nope] }}\"\n", 6,
+                                     ("'nope' is undefined",)),
     "guard as a string": ("- file: /tmp/x\n  only_if: test -f /x\n", 6,
                           ("only_if must be a list",)),
     "negative command timeout": ("- command: c\n  run: [/bin/true]\n  timeout: -1\n", 7,

@@ -1,15 +1,20 @@
-"""trueup validate: load, render and check every recipe of a bundle, changing nothing."""
+"""trueup validate: load, render and check every recipe of a bundle, changing nothing.
+
+Each run list of the bundle is checked the way ``trueup run`` compiles it, so the two
+agree on what is valid; each recipe in no run list is checked on its own.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from agent.aws.ec2 import Placeholder
 from agent.aws.secrets import Placeholders
 from agent.compile.attributes import merge_all
 from agent.compile.loader import Bundle
-from agent.compile.prepare import Options, prepare
+from agent.compile.prepare import Options, Prepared, prepare
 from agent.config import Config
 from agent.engine.backups import Backups
 from agent.errors import TrueupError
@@ -32,10 +37,16 @@ class _WithAttributes(Bundle):
 def validate_bundle(path: str, runlist: str = "", assignments: list[str] | None = None,
                     attributes_file: str = "", attributes: dict[str, Any] | None = None,
                     attributes_origin: str = "") -> str:
-    """Check each recipe (with its depends) and each run list file; say what was checked.
+    """Check each run list as ``trueup run`` would, then each recipe in none; say what was
+    checked.
 
-    ``attributes`` (e.g. an environment's Parameter Store tree, for ``trueup publish``)
-    overlay the bundle's attributes file, as they will when the bundle runs.
+    A run list is the bundle's ``runlist`` and every ``runlist.<event>`` file, or
+    ``runlist`` when given. Its recipes are checked together, with the default attributes
+    of all of them merged, exactly as a run of it compiles them: a recipe may use the
+    defaults of another recipe in its run list. A recipe in no run list is checked on its
+    own (with its depends). ``attributes`` (e.g. an environment's Parameter Store tree,
+    for ``trueup publish``) overlay the bundle's attributes file, as they will when the
+    bundle runs.
     """
     bundle = _WithAttributes(path, attributes, attributes_origin) if attributes else Bundle(path)
     secrets = Placeholders()  # no AWS call: stand-ins
@@ -43,26 +54,34 @@ def validate_bundle(path: str, runlist: str = "", assignments: list[str] | None 
     if not names:
         raise TrueupError("no recipes found (expected <name>/recipe.yml)", bundle.root)
     cfg = Config(state_dir="")
-    checks: list[str] = []
-    if runlist:
-        checks.append(runlist)
-    else:
-        checks += names
-        import os
+    events: list[str | None] = []  # the bundle's run list files: runlist, runlist.<event>
+    if not runlist:
+        events = [entry.partition(".")[2] or None for entry in sorted(os.listdir(bundle.root))
+                  if entry == "runlist" or entry.startswith("runlist.")]
+    checks = 0
+    covered: set[str] = set()
+    for event in events:
+        if bundle.runlist(event) is not None:  # read as run reads it: a folder is an error
+            prepared = _check(bundle, path, cfg, secrets, assignments, attributes_file,
+                              event=event or "")
+            covered.update(r.name for r in prepared.recipes)
+            checks += 1
+    lists = [runlist] if runlist else [name for name in names if name not in covered]
+    for names_csv in lists:
+        _check(bundle, path, cfg, secrets, assignments, attributes_file, runlist=names_csv)
+    return f"{len(names)} recipes, {checks + len(lists)} run lists checked"
 
-        for entry in sorted(os.listdir(bundle.root)):
-            if entry == "runlist" or entry.startswith("runlist."):
-                found = bundle.runlist(entry.partition(".")[2] or None)
-                if found:
-                    checks.append(",".join(found[0]))
-    resources = 0
-    for names_csv in checks:
-        opts = Options(source=path, runlist=names_csv, assignments=list(assignments or []),
-                       attributes_file=attributes_file, noop=True)
-        prepared = prepare(opts, cfg, bundle, System(), Backups("", 0),
-                           Facts(ec2=Placeholder()), secrets)
-        resources = max(resources, len(prepared.catalog.nodes))
-    return f"{len(names)} recipes, {len(checks)} run lists checked"
+
+def _check(bundle: Bundle, path: str, cfg: Config, secrets: Placeholders,
+           assignments: list[str] | None, attributes_file: str, runlist: str = "",
+           event: str = "") -> Prepared:
+    """Compile one run list as ``trueup plan`` would (``runlist`` as --runlist, else the
+    bundle's file for ``event``), touching nothing."""
+    opts = Options(source=path, runlist=runlist, event=event,
+                   assignments=list(assignments or []), attributes_file=attributes_file,
+                   noop=True)
+    return prepare(opts, cfg, bundle, System(), Backups("", 0), Facts(ec2=Placeholder()),
+                   secrets)
 
 
 def main(args: argparse.Namespace, cfg: Config) -> int:

@@ -21,16 +21,22 @@ def deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def parse_assignment(text: str) -> dict[str, Any]:
-    """``web.port=8080`` → ``{"web": {"port": 8080}}``; the value is read as YAML."""
+    """``web.port=8080`` → ``{"web": {"port": 8080}}``; the value is read as YAML.
+
+    A value that is not valid YAML is taken as a string; one over the limits of
+    compile.yamlfile (aliases, nesting) is an error.
+    """
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
         raise TrueupError(f"-a expects key.sub=value, got {text!r}")
-    import yaml
+    from agent.compile import yamlfile
 
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = yamlfile.parse(f"-a {key}", raw) if raw.strip() else ""
+    except yamlfile.LimitError as exc:
+        raise TrueupError(exc.message, f"-a {key}") from None
+    except TrueupError:
         value = raw
     if isinstance(value, (dict, list)) and not raw.lstrip().startswith(("{", "[")):
         value = raw

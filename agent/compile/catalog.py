@@ -19,6 +19,10 @@ from agent.model import Location
 from agent.resources import COMMON_FIELDS, Context, Field, Resource, Spec, kind_class, load_all
 
 PHASES = {"bake": ("bake", "any"), "boot": ("boot", "any"), "all": ("bake", "boot", "any")}
+# A sensitive resource's render errors name the field and line, never the value's text
+# (a Jinja message quotes the expression, and a literal in it can be the secret).
+HIDDEN_DETAILS = "details hidden: the resource is sensitive"
+HIDDEN_RENDER_ERROR = f"cannot be rendered ({HIDDEN_DETAILS})"
 
 
 @dataclass
@@ -139,6 +143,7 @@ def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: R
     given: dict[str, Any] = {}  # the recipe's values, rendered and typed
     boot = renderer.boot
     mark = boot.mark() if boot is not None else None
+    hide = _hides_values(item)
     try:
         name = renderer.string(raw_name)
         for key, value in item.items():
@@ -151,15 +156,20 @@ def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: R
                 else:
                     rendered = renderer.value(value)
             except RenderError as exc:
-                raise TrueupError(str(exc), file, item.lines[key]) from None
+                message = f"{key} {HIDDEN_RENDER_ERROR}" if hide else str(exc)
+                raise TrueupError(message, file, item.lines[key]) from None
             if rendered is None:
                 continue
             try:
                 given[key] = _check_type(key, rendered, fld)
             except ValueError as exc:
-                raise TrueupError(str(exc), file, item.lines[key]) from None
-    except RenderError as exc:
-        raise TrueupError(str(exc), file, line) from None
+                message = str(exc)
+                if hide:  # "backup must be true or false, not str 'x'": no value
+                    message = message.partition(", not ")[0] + f" ({HIDDEN_DETAILS})"
+                raise TrueupError(message, file, item.lines[key]) from None
+    except RenderError as exc:  # the name
+        message = f"the name {HIDDEN_RENDER_ERROR}" if hide else str(exc)
+        raise TrueupError(message, file, line) from None
     for key, fld in cls.FIELDS.items():
         if fld.required and key not in given:
             raise TrueupError(f"{kind} {name!r} needs the field {key!r} ({fld.doc})", file, line)
@@ -177,8 +187,11 @@ def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: R
                 spec = spec.replace(**overrides)
                 res = _build(cls, name, spec, ctx)
     except RenderError as exc:
-        raise TrueupError(str(exc), getattr(exc, "file", None) or file,
-                          exc.line if getattr(exc, "file", None) else line) from None
+        template = getattr(exc, "file", None)  # a template file: its own line
+        message = str(exc)
+        if hide:
+            message = f"{'template' if template else kind} {HIDDEN_RENDER_ERROR}"
+        raise TrueupError(message, template or file, exc.line if template else line) from None
     except (ValueError, OSError) as exc:
         key = getattr(exc, "field", None)
         raise TrueupError(str(exc), file, item.lines.get(key, line)) from None
@@ -204,6 +217,11 @@ def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: R
                 retry_delay=max(0.0, float(spec["retry_delay"])),
                 ignore_failure=bool(spec["ignore_failure"]),
                 lines=item.lines)
+
+
+def _hides_values(item: LineDict) -> bool:
+    """Whether the resource declares ``sensitive`` (templated counts: it may be true)."""
+    return item.get("sensitive") not in (None, False, "false", "False")
 
 
 def _build(cls: type[Resource], name: str, spec: Spec, ctx: Context) -> Resource:

@@ -58,9 +58,13 @@ class Bundle:
         self._recipes: dict[str, Recipe] = {}
 
     def names(self) -> list[str]:
-        """Every recipe name in the bundle."""
+        """Every recipe name in the bundle: each entry holding a ``recipe.yml``.
+
+        That recipe.yml may still be unreadable (a folder, a FIFO …): reading it says so.
+        An entry that is a symbolic link loop holds nothing, so it is no recipe.
+        """
         return sorted(e.name for e in os.scandir(self.root)
-                      if e.is_dir() and os.path.isfile(os.path.join(e.path, "recipe.yml")))
+                      if os.path.lexists(os.path.join(e.path, "recipe.yml")))
 
     def recipe(self, name: str, wanted_by: str | None = None,
                line: int | None = None) -> Recipe:
@@ -70,7 +74,7 @@ class Bundle:
             return cached
         folder = os.path.join(self.root, name)
         file = os.path.join(folder, "recipe.yml")
-        if not name or "/" in name or name.startswith(".") or not os.path.isfile(file):
+        if not name or "/" in name or name.startswith(".") or not os.path.lexists(file):
             known = ", ".join(self.names()) or "none"
             raise TrueupError(f"recipe {name!r} not found in bundle {self.root} "
                               f"(recipes there: {known})", wanted_by, line)
@@ -78,10 +82,13 @@ class Bundle:
         return recipe
 
     def runlist(self, event: str | None = None) -> tuple[list[str], str] | None:
-        """The bundle's run list (for ``event`` if given) and the file it came from."""
+        """The bundle's run list (for ``event`` if given) and the file it came from.
+
+        None when there is no such file; an error when it is there but no regular file.
+        """
         fname = f"runlist.{event}" if event else "runlist"
         path = os.path.join(self.root, fname)
-        if not os.path.isfile(path):
+        if not os.path.lexists(path):
             return None
         return parse_runlist(yamlfile.read_text(path)), path
 
@@ -89,7 +96,7 @@ class Bundle:
         """The bundle attributes file (attributes.yml or .json), if there is one."""
         for fname in ("attributes.yml", "attributes.yaml", "attributes.json"):
             path = os.path.join(self.root, fname)
-            if os.path.isfile(path):
+            if os.path.lexists(path):  # there, so it must be readable
                 data = yamlfile.load(path)
                 if data is None:
                     return {}, path

@@ -4,6 +4,11 @@ Plain strings pass through untouched and ``{{ dotted.name }}`` placeholders are
 resolved without Jinja (the common case, and a hot path) by Jinja's own lookup rules;
 anything else, and any lookup those rules leave to the environment (a method, a
 private name, a Jinja global), is compiled once by Jinja2 and cached.
+
+Jinja2 runs sandboxed (``jinja2.sandbox.SandboxedEnvironment``): a template can use
+filters, tests, loops, ``secret()`` and the methods of plain values, but not Python's
+internals (``__class__``, ``__globals__``, ``mro`` …), so a recipe or a template cannot
+run Python; reaching for them is an error naming the attribute.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from agent.errors import RenderError
+from agent.host import files
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _SIMPLE = re.compile(r"\{\{\s*(" + _NAME + r"(?:\." + _NAME + r")*)\s*\}\}")
@@ -88,8 +94,7 @@ class Renderer:
                     pass
             compiled = self.env().compile_expression(expr, undefined_to_none=False)
             value = compiled(self.context)
-            if isinstance(value, self._env.undefined):
-                value._fail_with_undefined_error()
+            _fail_if_undefined(value, self._env.undefined)
             return value
         except RenderError:
             raise
@@ -103,8 +108,9 @@ class Renderer:
         template = self._files.get(path)
         if template is None:
             try:
-                with open(path, encoding="utf-8") as fh:
-                    source = fh.read()
+                source = files.read_text(path, files.MAX_SOURCE_BYTES)
+            except files.NotRegular as exc:  # a FIFO, device, link loop …; or too large
+                raise RenderError(str(exc)) from None
             except FileNotFoundError:
                 raise RenderError("template file not found") from None
             except (OSError, UnicodeDecodeError) as exc:
@@ -134,11 +140,13 @@ class Renderer:
                               getattr(exc, "lineno", None)) from None
 
     def env(self) -> Any:
-        """The Jinja2 environment (made on first use): StrictUndefined, trailing newline kept."""
+        """The Jinja2 environment (made on first use): sandboxed, strict about undefined
+        names, trailing newline kept, no escaping."""
         if self._env is None:
             import jinja2
+            from jinja2.sandbox import SandboxedEnvironment
 
-            self._env = jinja2.Environment(
+            self._env = SandboxedEnvironment(
                 undefined=jinja2.StrictUndefined,
                 keep_trailing_newline=True,
                 autoescape=False,  # noqa: S701 - renders config files, not HTML
@@ -274,9 +282,33 @@ def _undefined(parts: list[str], i: int) -> RenderError:
                        f"'{{{{ {dotted} }}}}'")
 
 
+def _fail_if_undefined(value: Any, undefined: type) -> None:
+    """Raise the UndefinedError of an undefined name in ``value``, or in a list, tuple or
+    dict it holds (``{{ ['/bin/echo', nope] }}``): such a value is never half rendered."""
+    if isinstance(value, undefined):
+        value._fail_with_undefined_error()
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _fail_if_undefined(item, undefined)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _fail_if_undefined(key, undefined)
+            _fail_if_undefined(item, undefined)
+
+
+_UNSAFE = re.compile(r"access to attribute ('[^']*') of ('[^']*') object is unsafe\.?")
+
+
 def _message(exc: BaseException) -> str:
-    msg = getattr(exc, "message", None) or str(exc)
-    return msg.split("\n")[0]
+    """The first line of a Jinja2 error; the sandbox's refusals say what was refused."""
+    msg = (getattr(exc, "message", None) or str(exc)).split("\n")[0]
+    if type(exc).__name__ == "SecurityError":  # jinja2.sandbox refused it
+        unsafe = _UNSAFE.fullmatch(msg)
+        if unsafe:
+            msg = (f"template tries to access an unsafe attribute {unsafe[1]} of a "
+                   f"{unsafe[2]} object")
+        return f"{msg} (templates cannot run Python)"
+    return msg
 
 
 def _template_line(exc: BaseException) -> int | None:

@@ -1,4 +1,8 @@
-"""YAML (and JSON) files read into plain values that remember their line numbers."""
+"""YAML (and JSON) files read into plain values that remember their line numbers.
+
+Parsing is bounded (see ``parse``): at most MAX_ALIAS_VALUES values produced through
+aliases and merge keys, at most MAX_DEPTH levels of nesting.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,17 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.errors import TrueupError
+from agent.host import files
+
+MAX_ALIAS_VALUES = 10_000  # values that aliases and merge keys may produce in one file
+MAX_DEPTH = 100            # levels of mappings and lists, one inside the other
+# Part of each parse-cache key: a new value makes entries parsed by an older trueup (under
+# other rules, e.g. before the limits above) misses.
+_CACHE_FORMAT = 2
+
+
+class LimitError(TrueupError):
+    """A YAML document is refused for its shape: too many aliases, or nested too deep."""
 
 
 class LineDict(dict):
@@ -23,14 +38,16 @@ class LineList(list):
 
 
 def read_text(path: str) -> str:
-    """The text of ``path``, or a TrueupError that says why it cannot be read."""
+    """The text of ``path``, or a TrueupError that says why it cannot be read.
+
+    Only a regular file of at most host.files.MAX_TEXT_BYTES (1 MiB) is read.
+    """
     try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
+        return files.read_text(path, files.MAX_TEXT_BYTES)
+    except files.NotRegular as exc:  # a folder, FIFO, device or link loop; or too large
+        raise TrueupError(str(exc), path) from None
     except FileNotFoundError:
         raise TrueupError("file not found", path) from None
-    except IsADirectoryError:
-        raise TrueupError("is a directory, expected a file", path) from None
     except PermissionError:
         raise TrueupError("cannot read file: permission denied (run as a user who can "
                           "read it, or fix its mode)", path) from None
@@ -60,7 +77,7 @@ def load(path: str, cache_dir: str | None = None,
         st = os.stat(path)
     except OSError:
         return parse(path, read_text(path))
-    key = (path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    key = (_CACHE_FORMAT, path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     cached = os.path.join(cache_dir, hashlib.sha256(path.encode()).hexdigest() + ".pickle")
     try:
         with open(cached, "rb") as fh:
@@ -87,12 +104,22 @@ def load(path: str, cache_dir: str | None = None,
 
 
 def parse(path: str, text: str) -> Any:
-    """Parse YAML ``text`` read from ``path`` (named in errors)."""
+    """Parse YAML ``text`` read from ``path`` (named in errors).
+
+    Bounded: aliases (and merge keys) may produce at most MAX_ALIAS_VALUES values in all,
+    and mappings and lists may nest at most MAX_DEPTH deep, so a small file cannot grow
+    into an unbounded value ("billion laughs") or exhaust the stack (LimitError).
+    """
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+    cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = None
     try:
+        loader = cls(text)  # the pure-Python reader checks the characters here
         node = loader.get_single_node()
+    except yaml.reader.ReaderError as exc:  # a control character, or not Unicode
+        raise TrueupError(f"YAML syntax error: {_reader_problem(exc)}", path,
+                          _reader_line(exc, text, cls)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or "invalid YAML"
@@ -103,39 +130,137 @@ def parse(path: str, text: str) -> Any:
                           mark.column + 1 if mark else None) from None
     except yaml.YAMLError as exc:
         raise TrueupError(f"YAML syntax error: {exc}", path) from None
+    except RecursionError:  # the pure-Python composer recurses once per level
+        raise LimitError(f"nested too deep (more than {MAX_DEPTH} levels of mappings and "
+                         "lists)", path) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if node is None:
         return None
-    return _convert(node, loader, path)
+    return _Converter(loader, path).value(node, node.start_mark.line + 1)
 
 
-def _convert(node: Any, loader: Any, path: str) -> Any:
-    if node.id == "mapping":
+def _reader_problem(exc: Any) -> str:
+    """``unacceptable character #x0007: control characters are not allowed``."""
+    char = exc.character
+    if isinstance(char, (bytes, str)):  # not decodable (we pass text: should not happen)
+        char = ord(char[:1] or "\0")
+    return f"unacceptable character #x{char:04x}: {exc.reason}"
+
+
+def _reader_line(exc: Any, text: str, cls: type) -> int:
+    """The line of a ReaderError's position: libyaml counts bytes, PyYAML characters."""
+    if cls.__name__ == "CSafeLoader":
+        return text.encode("utf-8", "surrogatepass")[:exc.position].count(b"\n") + 1
+    return text[:exc.position].count("\n") + 1
+
+
+_MERGE = "tag:yaml.org,2002:merge"
+_VALUE = "tag:yaml.org,2002:value"
+
+
+class _Converter:
+    """YAML nodes → LineDict/LineList/scalars, counting what aliases expand to."""
+
+    __slots__ = ("loader", "path", "seen", "holding", "depth", "aliased", "alias_line")
+
+    def __init__(self, loader: Any, path: str) -> None:
+        self.loader = loader
+        self.path = path
+        self.seen: set[int] = set()     # every node converted once: seeing one again is an alias
+        self.holding: set[int] = set()  # the mappings and lists being converted (a path)
+        self.depth = 0
+        self.aliased = 0                # values produced through aliases so far
+        self.alias_line: int | None = None  # where the outermost alias being expanded is used
+
+    def value(self, node: Any, line: int) -> Any:
+        """The value of ``node``, used at ``line`` (where an alias to it stands)."""
+        ident = id(node)
+        outer = self.alias_line
+        if ident in self.seen:
+            if outer is None:
+                self.alias_line = line
+        else:
+            self.seen.add(ident)
+        if self.alias_line is not None:
+            self.aliased += 1
+            if self.aliased > MAX_ALIAS_VALUES:
+                raise LimitError(f"too many aliases: they expand to more than "
+                                 f"{MAX_ALIAS_VALUES} values", self.path, self.alias_line)
+        if node.id == "scalar":
+            result = self._scalar(node)
+        else:
+            if ident in self.holding:
+                raise LimitError("nested too deep: a value holds an alias of itself",
+                                 self.path, line)
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise LimitError(f"nested too deep (more than {MAX_DEPTH} levels of mappings "
+                                 "and lists)", self.path, node.start_mark.line + 1)
+            self.holding.add(ident)
+            result = self._mapping(node) if node.id == "mapping" else self._sequence(node)
+            self.holding.discard(ident)
+            self.depth -= 1
+        self.alias_line = outer
+        return result
+
+    def _mapping(self, node: Any) -> LineDict:
         out = LineDict()
         out.line = node.start_mark.line + 1
         out.lines = {}
-        loader.flatten_mapping(node)
+        merged: list[LineDict] = []
+        merge_line = None
         for knode, vnode in node.value:
-            key = _convert(knode, loader, path)
             line = knode.start_mark.line + 1
+            if knode.tag == _MERGE:
+                if merge_line is not None:
+                    raise TrueupError(f"duplicate key '<<' (first at line {merge_line})",
+                                      self.path, line)
+                merge_line = line
+                merged = self._merge_sources(vnode, line)
+                continue
+            key = "=" if knode.tag == _VALUE else self.value(knode, line)
             if isinstance(key, (dict, list)):
-                raise TrueupError("a mapping key must be a plain value", path, line)
+                raise TrueupError("a mapping key must be a plain value", self.path, line)
             if key in out:
                 raise TrueupError(f"duplicate key {key!r} (first at line {out.lines[key]})",
-                                  path, line)
-            out[key] = _convert(vnode, loader, path)
+                                  self.path, line)
+            out[key] = self.value(vnode, line)
             out.lines[key] = line
+        for source in merged:  # the mapping's own keys win, then the first merged mapping
+            for key, value in source.items():
+                if key not in out:
+                    out[key] = value
+                    out.lines[key] = source.lines[key]
         return out
-    if node.id == "sequence":
+
+    def _merge_sources(self, node: Any, line: int) -> list[LineDict]:
+        """The mappings a merge key ``<<: *a`` or ``<<: [*a, *b]`` brings in."""
+        value = self.value(node, line)
+        if isinstance(value, LineDict):
+            return [value]
+        if isinstance(value, LineList) and all(isinstance(v, LineDict) for v in value):
+            return list(value)
+        what = "a list holding other values" if isinstance(value, list) else (
+            f"{type(value).__name__} {value!r}")
+        raise TrueupError(f"merge key '<<' takes a mapping or a list of mappings "
+                          f"(e.g. <<: *defaults), not {what}", self.path, line)
+
+    def _sequence(self, node: Any) -> LineList:
         seq = LineList()
         seq.line = node.start_mark.line + 1
         seq.lines = []
+        seen = self.seen
         for item in node.value:
-            seq.append(_convert(item, loader, path))
-            seq.lines.append(item.start_mark.line + 1)
+            line = item.start_mark.line + 1
+            seq.append(self.value(item, seq.line if id(item) in seen else line))
+            seq.lines.append(line)
         return seq
-    try:
-        return loader.construct_object(node, deep=True)
-    except Exception as exc:  # yaml.constructor.ConstructorError
-        raise TrueupError(f"invalid value: {exc}", path, node.start_mark.line + 1) from None
+
+    def _scalar(self, node: Any) -> Any:
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except Exception as exc:  # yaml.constructor.ConstructorError
+            raise TrueupError(f"invalid value: {exc}", self.path,
+                              node.start_mark.line + 1) from None

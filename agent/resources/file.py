@@ -6,6 +6,7 @@ import os
 import stat
 
 from agent.errors import ResourceError
+from agent.host import files
 from agent.host.system import lookup_gid, lookup_uid, temp_name
 from agent.model import Change
 from agent.resources import (
@@ -29,7 +30,8 @@ class File(Resource, kind="file"):
     Spec:
         file (str): absolute path; the resource's name.
         content (str): the exact content.
-        source (str): a file from the recipe's files/ folder, copied byte for byte.
+        source (str): a file from the recipe's files/ folder, copied byte for byte; a
+            regular file of at most 16 MiB (host.files.MAX_SOURCE_BYTES).
         owner, group (str): user and group names or numbers.
         mode (str): octal string such as "0644".
         backup (bool | int): keep the replaced content (default: the configured count).
@@ -110,8 +112,9 @@ class File(Resource, kind="file"):
         if not path.startswith(base + os.sep):
             raise SpecError("source", f"source {rel!r} leaves the recipe's {folder}/ folder")
         try:
-            with open(path, "rb") as fh:
-                return fh.read()
+            return files.read_bytes(path, files.MAX_SOURCE_BYTES)
+        except files.NotRegular as exc:  # a folder, FIFO, device or link loop; or too large
+            raise SpecError("source", f"source {path} {exc}") from None
         except FileNotFoundError:
             raise SpecError("source", f"source file not found: {path} (put it in "
                                f"{self.ctx.recipe} recipe's {folder}/ folder)") from None

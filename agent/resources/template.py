@@ -18,7 +18,8 @@ class Template(File, kind="template"):
 
     Spec:
         template (str): absolute path of the file to write; the resource's name.
-        source (str): template file under templates/ (required).
+        source (str): template file under templates/ (required); a regular file of at
+            most 16 MiB (host.files.MAX_SOURCE_BYTES).
         variables (dict): extra names for the template.
         owner, group, mode, backup, verify, state: as for file.
 
@@ -61,7 +62,7 @@ class Template(File, kind="template"):
         path = os.path.normpath(os.path.join(base, rel))
         if not path.startswith(base + os.sep):
             raise SpecError("source", f"source {rel!r} leaves the recipe's templates/ folder")
-        if not os.path.isfile(path):
+        if not os.path.lexists(path):  # there but no regular file: reading it says why
             raise SpecError("source", f"template not found: {path} (put it in the "
                                f"{self.ctx.recipe} recipe's templates/ folder)")
         try:
