@@ -66,6 +66,17 @@ def test_inline_value_cannot_run_python(tmp_path: Path, trueup: Trueup, command:
                    "(templates cannot run Python)")
 
 
+@pytest.mark.parametrize("text", ["{{ secret.__globals__ }}", "{{ facts.__class__ }}",
+                                  "{{ attributes.__class__.__mro__ }}"])
+def test_placeholder_fast_path_reads_no_internals(tmp_path: Path, trueup: Trueup,
+                                                  text: str) -> None:
+    """``{{ a.b }}`` is resolved without Jinja, but a private name goes to the sandbox."""
+    bundle, target = bundle_with(tmp_path, f'- file: /tmp/x\n  content: "{text}"\n')
+    result = trueup("validate", str(bundle))
+    assert_refused(result, target, bundle / "app/recipe.yml", 6,
+                   "template tries to access an unsafe attribute", "(templates cannot run Python)")
+
+
 def test_sandbox_keeps_what_recipes_use(tmp_path: Path, trueup: Trueup) -> None:
     """Filters, tests, loops, methods of plain values and ``secret()`` still work."""
     template = ("{% for k, v in attributes.conf | dictsort %}{{ k }}={{ v | upper }}\n{% endfor %}"
