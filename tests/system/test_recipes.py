@@ -298,8 +298,8 @@ def test_template_failing_sshd_t_is_not_installed_and_sshd_not_restarted(
     assert is_active(host, "ssh.service")
     # the human report says so too
     report = host.run([TRUEUP, "report"]).stdout
-    assert re.search(rf"failed\s+template:{SSHD_CONFIG}\s+content\s+verify /usr/sbin/sshd", report), \
-        report
+    refused = rf"failed\s+template:{SSHD_CONFIG}\s+content\s+verify /usr/sbin/sshd"
+    assert re.search(refused, report), report
 
 
 def test_stopped_sshd_with_an_edited_config_is_repaired_with_one_start(
