@@ -81,24 +81,30 @@ def fill(value: object, **words: str) -> object:
     return value
 
 
-def example_bundle(example: dict, tree: Path, bundle: Path) -> Path:
-    """A one-recipe bundle ("r") declaring ``example``; its "_" keys prepare the tree first.
-
-    ``_setup`` {relative path: content, or None for a folder}, ``_links`` {relative path:
-    link target} under ``tree``; ``_templates`` {name: text} in the recipe's templates/.
-    """
-    import json
-
+def setup_tree(example: dict, tree: Path) -> None:
+    """Prepare ``tree`` as an example's "_" keys say: ``_setup`` {relative path: content
+    (str or bytes), or None for a folder}, ``_links`` {relative path: link target},
+    ``_modes`` {relative path: octal mode string}."""
     for rel, content in example.get("_setup", {}).items():
         path = tree / rel
         if content is None:
             path.mkdir(parents=True, exist_ok=True)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(content)
+            path.write_bytes(content if isinstance(content, bytes) else content.encode())
     for rel, target in example.get("_links", {}).items():
         (tree / rel).parent.mkdir(parents=True, exist_ok=True)
         os.symlink(target, tree / rel)
+    for rel, mode in example.get("_modes", {}).items():
+        os.chmod(tree / rel, int(mode, 8))
+
+
+def example_bundle(example: dict, tree: Path, bundle: Path) -> Path:
+    """A one-recipe bundle ("r") declaring ``example``, with ``tree`` prepared first
+    (:func:`setup_tree`); ``_templates`` {name: text} go in the recipe's templates/."""
+    import json
+
+    setup_tree(example, tree)
     (bundle / "r" / "templates").mkdir(parents=True)
     for name, text in example.get("_templates", {}).items():
         (bundle / "r" / "templates" / name).write_text(text)

@@ -30,37 +30,12 @@ from agent.engine.runner import Runner
 from agent.host.facts import Facts
 from agent.host.system import System
 from agent.resources import load_all
-from tests.helpers import snapshot
+from tests.helpers import fill, setup_tree, snapshot
 
 KINDS = load_all()
 # kinds that change the whole system run their examples on booted hosts (tests/system)
 CASES = [(kind, i) for kind, cls in KINDS.items() if not cls.SYSTEM
          for i in range(max(1, len(cls.EXAMPLES)))]
-
-
-def _fill(value: Any, tmp: str) -> Any:
-    if isinstance(value, str):
-        return value.replace("{tmp}", tmp)
-    if isinstance(value, list):
-        return [_fill(v, tmp) for v in value]
-    if isinstance(value, dict):
-        return {k: _fill(v, tmp) for k, v in value.items()}
-    return value
-
-
-def _setup(example: dict, tree: Path) -> None:
-    for rel, content in example.get("_setup", {}).items():
-        path = tree / rel
-        if content is None:
-            path.mkdir(parents=True, exist_ok=True)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(content if isinstance(content, bytes) else content.encode())
-    for rel, target in example.get("_links", {}).items():
-        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(target, tree / rel)
-    for rel, mode in example.get("_modes", {}).items():
-        os.chmod(tree / rel, int(mode, 8))
 
 
 def _tree(root: Path) -> dict[str, dict[str, Any]]:
@@ -127,8 +102,8 @@ def test_example_converges(kind: str, index: int, tmp_path: Path) -> None:
     assert "_expect" in cls.EXAMPLES[index], f"{kind} example {index} has no _expect"
     tree = tmp_path / "t"
     tree.mkdir()
-    example = _fill(cls.EXAMPLES[index], str(tree))
-    _setup(example, tree)
+    example = fill(cls.EXAMPLES[index], tmp=str(tree))
+    setup_tree(example, tree)
     catalog, res = _resource(example, tmp_path)
 
     changes = res.check()
