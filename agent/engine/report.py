@@ -283,10 +283,11 @@ def store(state_dir: str, report: dict[str, Any], keep: int) -> str:
 
 
 def _write(path: str, data: bytes) -> None:
-    """Replace ``path`` with ``data``, whole (host.system.write_file_atomic); an error
-    names ``path`` (a full disk's ENOSPC names no file)."""
+    """Replace ``path`` with ``data``, whole and atomic but not fsync'ed (a report is
+    rewritten by every run; host.system.write_file_atomic); an error names ``path`` (a
+    full disk's ENOSPC names no file)."""
     try:
-        write_file_atomic(path, data)
+        write_file_atomic(path, data, durable=False)
     except OSError as exc:
         if exc.filename is None:
             exc.filename = path

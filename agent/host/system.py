@@ -405,13 +405,16 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def write_file_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``data``, durably: trueup's own files (reports, records).
+def write_file_atomic(path: str, data: bytes, mode: int = 0o600, durable: bool = True) -> None:
+    """Replace ``path`` with ``data``, whole: trueup's own files (records, backups, reports).
 
     The data goes to a temporary sibling with ``mode``, is written completely and
     fsync'ed, then renamed over ``path``, and the folder is fsync'ed. Readers see
     the old file or the new one; a failure (a full disk, a short write) raises
-    OSError, removes the temporary file and leaves ``path`` as it was.
+    OSError, removes the temporary file and leaves ``path`` as it was. With
+    ``durable=False`` nothing is fsync'ed: still whole and atomic, but a power loss
+    may take the newest copy back (fit for records rewritten every run, such as the
+    run report, where two fsyncs would double a no-op run's time).
     """
     folder, name = os.path.split(path)
     tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
@@ -420,14 +423,16 @@ def write_file_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
         try:
             os.fchmod(fd, mode)  # os.open's mode is masked by the umask
             write_all(fd, data)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.rename(tmp, path)
     except BaseException:
         _unlink_quietly(tmp)
         raise
-    fsync_dir(folder)
+    if durable:
+        fsync_dir(folder)
 
 
 def fsync_dir(folder: str) -> None:
