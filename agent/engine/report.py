@@ -5,9 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import sys
-import threading
 import time
 from collections import Counter
 from typing import Any, TextIO
@@ -160,6 +158,8 @@ class LiveLine:
     ERASE = "\r\033[K"
 
     def __init__(self, stream: TextIO) -> None:
+        import threading  # only a terminal run pays for it
+
         self.stream = stream
         self.lock = threading.Lock()
         self.shown = False
@@ -168,7 +168,7 @@ class LiveLine:
         self._step = ""
         self._since = 0.0
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: Any = None  # threading.Thread, started with the first step
 
     def step(self, ident: str, step: str) -> None:
         with self.lock:
@@ -176,6 +176,8 @@ class LiveLine:
                 self._ident, self._since = ident, time.monotonic()
             self._step = step
         if self._thread is None:
+            import threading
+
             self._thread = threading.Thread(target=self._run, name="trueup-live", daemon=True)
             self._thread.start()
 
@@ -211,6 +213,8 @@ class LiveLine:
         elapsed = time.monotonic() - self._since
         if not self._ident or elapsed < self.DELAY:
             return
+        import shutil
+
         width = max(20, shutil.get_terminal_size().columns - 1)  # a wrapped line stays put
         text = f"{self._step} {self._ident} ({elapsed:.0f}s)"
         text = (REDACTOR.scrub(text) if REDACTOR else text)[:width]
