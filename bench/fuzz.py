@@ -138,6 +138,7 @@ class Stats:
         self.classes: Counter[str] = Counter()     # cases with a violation of each class
         self.notes: Counter[str] = Counter()
         self.note_classes: Counter[str] = Counter()
+        self.note_examples: dict[str, list[dict[str, Any]]] = {}
         self.commands = 0
         self.max_rss_kb = 0
         self.max_rss_case = ""
@@ -169,6 +170,12 @@ class Stats:
         for name, words in NOTES.items():
             if any(w in note for note in result.notes for w in words):
                 self.note_classes[name] += 1
+                examples = self.note_examples.setdefault(name, [])
+                if len(examples) < 5:
+                    examples.append({"seed": case.seed, "index": case.index,
+                                     "label": case.label, "detail": case.detail,
+                                     "stderr": {o.command: o.stderr[:600]
+                                                for o in result.outcomes if o.stderr}})
         if result.violations:
             keep = sum(1 for b in self.broken if b["kept"]) < self.args.keep
             self.broken.append({
@@ -241,6 +248,7 @@ class Stats:
             "notes": {  # cases; by_kind counts each command's note
                 **{name: self.note_classes[name] for name in NOTES},
                 "by_kind": dict(self.notes.most_common()),
+                "examples": self.note_examples,
             },
             "groups": dict(sorted(groups.items(), key=lambda kv: -kv[1]["cases"])),
             "broken": self.broken,
