@@ -203,3 +203,13 @@ def test_error_message_is_a_single_line_with_location(tmp_path, trueup):
     bundle, _ = bundle_with(tmp_path, "- flie: /x\n")
     message = trueup("run", str(bundle)).stderr
     assert re.match(r"^trueup: error: /\S+/app/recipe\.yml:5: unknown resource type", message)
+
+
+@pytest.mark.parametrize("merge", ["<<: 5", "<<: [1, 2]", "<<: text", "<<: ~"])
+def test_merge_key_into_a_scalar(tmp_path, trueup, merge):
+    """A YAML merge key (<<) must name a mapping; anything else is a located error."""
+    bundle, target = bundle_with(tmp_path, f"- file: /tmp/x\n  {merge}\n")
+    result = trueup("run", str(bundle))
+    assert_refused(result, target, bundle / "app/recipe.yml", 6, "merge key")
+    assert trueup("validate", str(bundle)).stderr == result.stderr
+

@@ -115,7 +115,7 @@ def _convert(node: Any, loader: Any, path: str) -> Any:
         out = LineDict()
         out.line = node.start_mark.line + 1
         out.lines = {}
-        loader.flatten_mapping(node)
+        _flatten(node, loader, path)
         for knode, vnode in node.value:
             key = _convert(knode, loader, path)
             line = knode.start_mark.line + 1
@@ -139,3 +139,15 @@ def _convert(node: Any, loader: Any, path: str) -> Any:
         return loader.construct_object(node, deep=True)
     except Exception as exc:  # yaml.constructor.ConstructorError
         raise TrueupError(f"invalid value: {exc}", path, node.start_mark.line + 1) from None
+
+
+def _flatten(node: Any, loader: Any, path: str) -> None:
+    """Resolve the merge keys (``<<: *defaults``) of a mapping node, in place."""
+    import yaml
+
+    try:
+        loader.flatten_mapping(node)
+    except yaml.MarkedYAMLError as exc:  # << given a scalar, or a list holding one
+        mark = exc.problem_mark or node.start_mark
+        raise TrueupError(f"invalid merge key (<<): {exc.problem}", path,
+                          mark.line + 1) from None
