@@ -213,3 +213,13 @@ def test_merge_key_into_a_scalar(tmp_path, trueup, merge):
     assert_refused(result, target, bundle / "app/recipe.yml", 6, "merge key")
     assert trueup("validate", str(bundle)).stderr == result.stderr
 
+
+def test_attribute_flag_with_a_number_too_long_to_read(tmp_path, trueup):
+    """-a reads its value as YAML; a number Python will not read is kept as the text."""
+    digits = "9" * 5000
+    bundle, target = bundle_with(tmp_path, "- file: \"{{ attributes.root }}/x\"\n"
+                                           "  content: \"{{ attributes.x }}\"\n")
+    for command in ("validate", "run"):
+        result = trueup(command, str(bundle), "-a", f"x={digits}")
+        assert result.returncode == 0, result.stderr
+    assert (target / "x").read_text() == digits

@@ -30,7 +30,7 @@ def parse_assignment(text: str) -> dict[str, Any]:
 
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # ValueError: a number too long for int()
         value = raw
     if isinstance(value, (dict, list)) and not raw.lstrip().startswith(("{", "[")):
         value = raw
