@@ -223,3 +223,23 @@ def test_attribute_flag_with_a_number_too_long_to_read(tmp_path, trueup):
         result = trueup(command, str(bundle), "-a", f"x={digits}")
         assert result.returncode == 0, result.stderr
     assert (target / "x").read_text() == digits
+
+
+def test_long_depends_chain(tmp_path, trueup):
+    """Recipes may depend on each other as deep as they like (no recursion limit)."""
+    chain = {f"c{i}": f"depends: [c{i + 1}]\n" for i in range(1499)}
+    chain["c1499"] = "resources: []\n"
+    bundle, target = bundle_with(tmp_path, "", recipes=chain, runlist="app,c0")
+    assert trueup("validate", str(bundle), "--runlist", "c0").returncode == 0
+    result = trueup("run", str(bundle))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (target / "first").exists()
+
+
+def test_long_depends_cycle(tmp_path, trueup):
+    chain = {f"c{i}": f"depends: [c{(i + 1) % 1500}]\n" for i in range(1500)}
+    bundle, target = bundle_with(tmp_path, "", recipes=chain, runlist="app,c0")
+    result = trueup("run", str(bundle))
+    assert_refused(result, target, bundle / "c1499/recipe.yml", 1,
+                   "recipe dependency cycle: c0 -> c1 -> c2", "c1499 -> c0")
+
