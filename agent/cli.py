@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from agent import __version__
 from agent.errors import Interrupted, LockBusy, TrueupError
@@ -43,10 +43,20 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--color", choices=("auto", "always", "never"), default=None)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a command line it cannot read is trueup's exit 1.
+
+    argparse exits 2, which ``--detailed-exitcodes`` reserves for "changes were made".
+    The message is one line, as every error of trueup is.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"trueup: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="trueup", epilog=EPILOG,
-                                  description="Converge this machine to the state its "
-                                  "recipes declare.")
+    top = _Parser(prog="trueup", epilog=EPILOG,
+                  description="Converge this machine to the state its recipes declare.")
     top.add_argument("--version", action="version", version=f"trueup {__version__}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="converge this host", epilog=EPILOG)

@@ -243,3 +243,23 @@ def test_long_depends_cycle(tmp_path, trueup):
     assert_refused(result, target, bundle / "c1499/recipe.yml", 1,
                    "recipe dependency cycle: c0 -> c1 -> c2", "c1499 -> c0")
 
+
+@pytest.mark.parametrize("flags", [["--runlist"], ["--no-such-flag"], ["--phase", "never"],
+                                   ["--lock-timeout", "soon"], ["--runlist", "--noop"]],
+                         ids=["missing value", "unknown flag", "bad choice", "not a number",
+                              "flag as value"])
+def test_bad_command_line(tmp_path, trueup, flags):
+    """A command line trueup cannot read is exit 1 (2 means "changes" with
+    --detailed-exitcodes), in one line that says where to look."""
+    bundle, target = bundle_with(tmp_path, "")
+    for command in ("run", "plan"):
+        result = trueup(command, str(bundle), "--detailed-exitcodes", *flags)
+        assert result.returncode == 1, result.stderr
+        assert re.fullmatch(rf"trueup: error: trueup( {command})?: .+ \(see trueup"
+                            rf"( {command})? --help\)\n", result.stderr), result.stderr
+        assert result.stdout == "" and not target.exists()
+    checked = trueup("validate", str(bundle), *flags)
+    assert checked.returncode == 1 and checked.stderr.startswith("trueup: error: ")
+    assert len(checked.stderr.splitlines()) == 1
+    nothing = trueup()
+    assert nothing.returncode == 1 and nothing.stderr.startswith("trueup: error: ")
