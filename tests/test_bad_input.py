@@ -263,3 +263,12 @@ def test_bad_command_line(tmp_path, trueup, flags):
     assert len(checked.stderr.splitlines()) == 1
     nothing = trueup()
     assert nothing.returncode == 1 and nothing.stderr.startswith("trueup: error: ")
+
+
+@pytest.mark.parametrize("tag", ["!!python/name:os.system", "=", "!!merge x", "!custom 1"])
+def test_unknown_yaml_tag(tmp_path, trueup, tag):
+    """A tag safe YAML does not construct is one line naming the tag, at its line."""
+    bundle, target = bundle_with(tmp_path, f"- file: /tmp/x\n  content: {tag}\n")
+    result = trueup("run", str(bundle))
+    assert_refused(result, target, bundle / "app/recipe.yml", 6, "invalid value",
+                   "could not determine a constructor for the tag")

@@ -137,8 +137,10 @@ def _convert(node: Any, loader: Any, path: str) -> Any:
         return seq
     try:
         return loader.construct_object(node, deep=True)
-    except Exception as exc:  # yaml.constructor.ConstructorError
-        raise TrueupError(f"invalid value: {exc}", path, node.start_mark.line + 1) from None
+    except Exception as exc:  # yaml.constructor.ConstructorError, ValueError of int() …
+        # a ConstructorError's str() adds a second line: where, in "<unicode string>"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise TrueupError(f"invalid value: {problem}", path, node.start_mark.line + 1) from None
 
 
 def _flatten(node: Any, loader: Any, path: str) -> None:
