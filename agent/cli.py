@@ -134,7 +134,7 @@ def _main(argv: Sequence[str] | None) -> int:
             return code if args.command in CONVERGING else EXIT_PIPE
         return code
     except TrueupError as exc:
-        print(f"trueup: error: {exc}", file=sys.stderr)
+        print(f"trueup: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
     except LockBusy as exc:
         print(f"trueup: {exc}; try again later or pass --lock-timeout SECONDS", file=sys.stderr)
@@ -145,6 +145,14 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("trueup: interrupted", file=sys.stderr)
         return 130
+
+
+def one_line(text: str) -> str:
+    """``text`` as one line of plain text: line breaks and other control characters
+    (a value's newline, a terminal escape) are written as escapes, such as ``\\n``."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _reader_gone() -> None:

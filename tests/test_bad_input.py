@@ -272,3 +272,11 @@ def test_unknown_yaml_tag(tmp_path, trueup, tag):
     result = trueup("run", str(bundle))
     assert_refused(result, target, bundle / "app/recipe.yml", 6, "invalid value",
                    "could not determine a constructor for the tag")
+
+
+def test_error_with_a_line_break_in_a_value_is_one_line(tmp_path, trueup):
+    """A value holding line breaks or terminal escapes cannot split (or colour) the error."""
+    bundle, target = bundle_with(tmp_path, '- file: /tmp/x\n  source: "a\\nb\\u001b[2J"\n')
+    result = trueup("run", str(bundle))
+    assert_refused(result, target, bundle / "app/recipe.yml", 6, "source file not found",
+                   "a\\nb\\x1b[2J")
