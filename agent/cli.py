@@ -147,9 +147,19 @@ def _main(argv: Sequence[str] | None) -> int:
         return 130
 
 
-def one_line(text: str) -> str:
+MAX_ERROR = 2000  # characters of an error line; a longer one loses its middle
+
+
+def one_line(text: str, limit: int = MAX_ERROR) -> str:
     """``text`` as one line of plain text: line breaks and other control characters
-    (a value's newline, a terminal escape) are written as escapes, such as ``\\n``."""
+    (a value's newline, a terminal escape) are written as escapes, such as ``\\n``.
+
+    Beyond ``limit`` characters (an error quoting a huge value) the middle is cut:
+    the start says where and what, the end often what is allowed.
+    """
+    if len(text) > limit:
+        half = limit // 2
+        text = f"{text[:half]} … ({len(text) - 2 * half} characters cut) … {text[-half:]}"
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -280,3 +280,12 @@ def test_error_with_a_line_break_in_a_value_is_one_line(tmp_path, trueup):
     result = trueup("run", str(bundle))
     assert_refused(result, target, bundle / "app/recipe.yml", 6, "source file not found",
                    "a\\nb\\x1b[2J")
+
+
+def test_error_quoting_a_huge_value_is_cut_short(tmp_path, trueup):
+    """An error quoting a value of 100,000 characters keeps its start and its end."""
+    bundle, target = bundle_with(tmp_path, f"- file: /tmp/x\n  content: [{'x' * 100_000}]\n")
+    result = trueup("run", str(bundle))
+    assert_refused(result, target, bundle / "app/recipe.yml", 6, "content must be a string",
+                   "characters cut")
+    assert len(result.stderr) < 5000
