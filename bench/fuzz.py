@@ -68,8 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     ensure_pycache(limits)
     print(f"fuzz: seed {args.seed}, cases {args.start}..{args.start + args.cases - 1}, "
           f"{args.jobs} jobs, {args.mode} mode, work folder {work}", file=sys.stderr)
-    stats = Stats(args, limits)
+    out = Path(args.out) if args.out else (
+        REPO / "bench" / "results" / f"fuzz-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stats = Stats(args, limits, out)
     started = time.monotonic()
+    stats.started = started
     deadline = started + args.time_limit * 60 if args.time_limit else None
     try:
         _run_all(args, limits, work, stats, deadline)
@@ -82,9 +86,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode == "fork" and not args.no_confirm:
         stats.confirm(work)
     summary = stats.summary()
-    out = Path(args.out) if args.out else (
-        REPO / "bench" / "results" / f"fuzz-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2) + "\n")
     print(render(summary))
     print(f"\nJSON: {out}")
@@ -126,9 +127,11 @@ def _run_all(args: argparse.Namespace, limits: Limits, work: Path, stats: Stats,
 class Stats:
     """Counts over every case, and the broken ones in detail."""
 
-    def __init__(self, args: argparse.Namespace, limits: Limits) -> None:
+    def __init__(self, args: argparse.Namespace, limits: Limits, out: Path) -> None:
         self.args = args
         self.limits = limits
+        self.out = out  # rewritten every 500 cases with "partial": true
+        self.started = time.monotonic()
         self.load_start = os.getloadavg()
         self.cases = 0
         self.categories: Counter[str] = Counter()
@@ -192,6 +195,9 @@ class Stats:
         if self.cases % 250 == 0:
             print(f"fuzz: {self.cases} cases, {len(self.broken)} broken, "
                   f"load {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
+        if self.cases % 500 == 0:  # a run that dies still leaves its figures so far
+            self.seconds = time.monotonic() - self.started
+            self.out.write_text(json.dumps({"partial": True, **self.summary()}, indent=2))
 
     def confirm(self, work: Path) -> None:
         """Run each broken case again in exec mode (a new interpreter per command)."""

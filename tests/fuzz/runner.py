@@ -26,13 +26,13 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import select
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,33 +184,28 @@ def _exec(argv: list[str], env: dict[str, str], cwd: str, out: Any, err: Any,
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
                             cwd=cwd, preexec_fn=lambda: _sandbox(limits.memory),
                             start_new_session=True)
-    with _deadline(proc.pid, limits.timeout) as hung:
-        _, status, usage = os.wait4(proc.pid, 0)
+    status, max_rss, hung = wait_group(proc.pid, limits.timeout)
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    return status, usage.ru_maxrss, hung.is_set()
+    return status, max_rss, hung
 
 
-@contextlib.contextmanager
-def _deadline(pid: int, timeout: float) -> Iterator[threading.Event]:
-    """Kill process group ``pid`` if the block takes longer than ``timeout``; the event
-    says whether it did. Afterwards, whatever the group left behind is killed too."""
-    hung, done = threading.Event(), threading.Event()
+def wait_group(pid: int, timeout: float) -> tuple[int, int, bool]:
+    """Wait for our child ``pid``, the leader of its own process group, then reap it.
 
-    def kill() -> None:
-        if not done.is_set():
-            hung.set()
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-
-    timer = threading.Timer(timeout, kill)
-    timer.start()
+    At ``timeout`` the group is killed (a hang). Whatever the group still holds when the
+    leader has exited (a command it left behind) is killed too. Both kills happen while
+    the leader is not yet reaped, so the group's id cannot belong to anyone else.
+    Returns (wait status, peak RSS in KiB, whether it hung).
+    """
+    fd = os.pidfd_open(pid)
     try:
-        yield hung
+        ready, _, _ = select.select([fd], [], [], timeout)
     finally:
-        done.set()
-        timer.cancel()
-    with contextlib.suppress(ProcessLookupError, PermissionError):  # commands left behind
+        os.close(fd)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
+    _, status, usage = os.wait4(pid, 0)
+    return status, usage.ru_maxrss, not ready
 
 
 # --- fork mode: a warm interpreter per thread -------------------------------------------
@@ -236,8 +231,9 @@ def close_zygotes() -> None:
 class Zygote:
     """A Python process with trueup imported that forks one child per command.
 
-    Protocol, one JSON line each way: a request (args, env, cwd, memory); the child's pid;
-    then its wait status and peak RSS. The two output files are passed as descriptors.
+    Protocol, one JSON line each way: a request (args, env, cwd, memory, timeout, the two
+    output files); the child's wait status, peak RSS and whether it hung. The warm
+    interpreter waits for (and at the time limit kills) its own children.
     """
 
     def __init__(self, limits: Limits) -> None:
@@ -255,18 +251,17 @@ class Zygote:
         import json
 
         request = {"args": args, "env": env, "cwd": cwd, "memory": limits.memory,
+                   "timeout": limits.timeout,
                    "out": f"/proc/{os.getpid()}/fd/{out.fileno()}",
                    "err": f"/proc/{os.getpid()}/fd/{err.fileno()}"}
         assert self.proc.stdin and self.proc.stdout
         self.proc.stdin.write(json.dumps(request).encode() + b"\n")
         self.proc.stdin.flush()
-        pid = json.loads(self.proc.stdout.readline())["pid"]
-        with _deadline(pid, limits.timeout) as hung:
-            line = self.proc.stdout.readline()
+        line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError("the fork-mode interpreter died")
         answer = json.loads(line)
-        return answer["status"], answer["max_rss_kb"], hung.is_set()
+        return answer["status"], answer["max_rss_kb"], answer["hung"]
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -311,11 +306,9 @@ def zygote_main() -> None:
             _child(req, out, err)  # never returns
         os.close(out)
         os.close(err)
-        answers.write(json.dumps({"pid": pid}).encode() + b"\n")
-        answers.flush()
-        _, status, usage = os.wait4(pid, 0)
-        answers.write(json.dumps({"status": status, "max_rss_kb": usage.ru_maxrss}).encode()
-                      + b"\n")
+        status, max_rss, hung = wait_group(pid, req["timeout"])
+        answers.write(json.dumps({"status": status, "max_rss_kb": max_rss,
+                                  "hung": hung}).encode() + b"\n")
         answers.flush()
 
 
