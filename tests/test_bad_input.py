@@ -95,6 +95,14 @@ CASES = {
                              ("timeout must be a positive number of seconds",)),
     "infinite command timeout": ("- command: c\n  run: [/bin/true]\n  timeout: .inf\n", 7,
                                  ("timeout must be a positive number of seconds",)),
+    "infinite retry delay": ("- file: /tmp/x\n  retries: 1\n  retry_delay: .inf\n", 7,
+                             ("retry_delay must be a finite number of seconds",)),
+    "nan retry delay": ("- file: /tmp/x\n  retry_delay: .nan\n", 6,
+                        ("retry_delay must be a finite number of seconds",)),
+    "NUL in a name": ('- file: "/tmp/a\\0b"\n', 5, ("NUL character",)),
+    "NUL in a path field": ('- link: /tmp/l\n  to: "/tmp/a\\0b"\n', 6, ("to", "NUL character")),
+    "NUL in an argv": ('- command: c\n  run: [/bin/echo, "a\\0b"]\n', 6,
+                       ("run", "NUL character")),
 }
 
 
@@ -289,3 +297,13 @@ def test_error_quoting_a_huge_value_is_cut_short(tmp_path, trueup):
     assert_refused(result, target, bundle / "app/recipe.yml", 6, "content must be a string",
                    "characters cut")
     assert len(result.stderr) < 5000
+
+
+def test_nul_in_file_content_is_content(tmp_path, trueup):
+    """A NUL character is refused where the system cannot take one, not in content."""
+    bundle, target = bundle_with(tmp_path, '- file: "{{ attributes.root }}/nul"\n'
+                                           '  content: "a\\0b"\n')
+    result = trueup("run", str(bundle))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (target / "nul").read_bytes() == b"a\0b"
+
