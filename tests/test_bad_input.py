@@ -307,3 +307,14 @@ def test_nul_in_file_content_is_content(tmp_path, trueup):
     assert result.returncode == 0, result.stdout + result.stderr
     assert (target / "nul").read_bytes() == b"a\0b"
 
+
+@pytest.mark.parametrize("owner", ["99999999999999999999", "-5", "4294967295"])
+def test_owner_id_out_of_range(tmp_path, trueup, owner):
+    """An owner number no system has is the resource's failure, said plainly."""
+    bundle, target = bundle_with(tmp_path, '- file: "{{ attributes.root }}/x"\n'
+                                           f"  owner: {owner}\n")
+    result = trueup("run", str(bundle))
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "internal error" not in result.stdout + result.stderr
+    assert "user id" in result.stdout and "out of range" in result.stdout, result.stdout
+    assert not (target / "x").exists()
