@@ -180,24 +180,26 @@ def expand_runlist(bundle: Bundle, names: list[str], origin: str) -> list[Recipe
             continue
         first = bundle.recipe(name, origin, None)
         chain = [name]  # the recipes being expanded, outermost first
+        in_chain = {name}
         walk = [(first, iter(zip(first.depends, first.depends_lines, strict=False)))]
         while walk:
             recipe, deps = walk[-1]
             for dep, dep_line in deps:
                 if dep in done:
                     continue
-                if dep in chain:
+                if dep in in_chain:
                     cycle = " -> ".join(chain[chain.index(dep):] + [dep])
                     raise TrueupError(f"recipe dependency cycle: {cycle}", recipe.file,
                                       dep_line)
                 child = bundle.recipe(dep, recipe.file, dep_line)
                 chain.append(dep)
+                in_chain.add(dep)
                 walk.append((child, iter(zip(child.depends, child.depends_lines,
                                              strict=False))))
                 break
             else:
                 walk.pop()
-                chain.pop()
+                in_chain.discard(chain.pop())
                 done.add(recipe.name)
                 order.append(recipe)
     return order
