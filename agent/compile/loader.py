@@ -29,6 +29,7 @@ RECIPE_KEYS = {
     "phase": "bake, boot or any: when its resources may run",
 }
 EVENTS = ("setup", "configure", "deploy", "undeploy", "shutdown")
+MAX_DEPENDS_DEPTH = 100  # recipes in one chain of depends, the first one included
 
 
 @dataclass
@@ -171,7 +172,9 @@ def _nothing_sensitive(data: Any) -> bool:
 def expand_runlist(bundle: Bundle, names: list[str], origin: str) -> list[Recipe]:
     """Recipes to converge: each name's ``depends`` first, every recipe once.
 
-    A depth-first walk with its own stack, so a chain of depends may be any length.
+    A depth-first walk with its own stack. Depends may nest :data:`MAX_DEPENDS_DEPTH`
+    recipes deep: deeper is an error (validate expands each recipe on its own, so its
+    work grows with the square of the depth).
     """
     order: list[Recipe] = []
     done: set[str] = set()
@@ -191,6 +194,12 @@ def expand_runlist(bundle: Bundle, names: list[str], origin: str) -> list[Recipe
                     cycle = " -> ".join(chain[chain.index(dep):] + [dep])
                     raise TrueupError(f"recipe dependency cycle: {cycle}", recipe.file,
                                       dep_line)
+                if len(chain) >= MAX_DEPENDS_DEPTH:
+                    names = chain + [dep]
+                    shown = " -> ".join(names[:3] + ["…"] + names[-3:])
+                    raise TrueupError(f"depends nested deeper than {MAX_DEPENDS_DEPTH} "
+                                      f"recipes: {shown}; depend on fewer levels",
+                                      recipe.file, dep_line)
                 child = bundle.recipe(dep, recipe.file, dep_line)
                 chain.append(dep)
                 in_chain.add(dep)
