@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from agent import __version__
 from agent.errors import Interrupted, LockBusy, TrueupError
@@ -43,10 +43,20 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--color", choices=("auto", "always", "never"), default=None)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a command line it cannot read is trueup's exit 1.
+
+    argparse exits 2, which ``--detailed-exitcodes`` reserves for "changes were made".
+    The message is one line, as every error of trueup is.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"trueup: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="trueup", epilog=EPILOG,
-                                  description="Converge this machine to the state its "
-                                  "recipes declare.")
+    top = _Parser(prog="trueup", epilog=EPILOG,
+                  description="Converge this machine to the state its recipes declare.")
     top.add_argument("--version", action="version", version=f"trueup {__version__}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="converge this host", epilog=EPILOG)
@@ -124,7 +134,7 @@ def _main(argv: Sequence[str] | None) -> int:
             return code if args.command in CONVERGING else EXIT_PIPE
         return code
     except TrueupError as exc:
-        print(f"trueup: error: {exc}", file=sys.stderr)
+        print(f"trueup: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
     except LockBusy as exc:
         print(f"trueup: {exc}; try again later or pass --lock-timeout SECONDS", file=sys.stderr)
@@ -135,6 +145,24 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("trueup: interrupted", file=sys.stderr)
         return 130
+
+
+MAX_ERROR = 2000  # characters of an error line; a longer one loses its middle
+
+
+def one_line(text: str, limit: int = MAX_ERROR) -> str:
+    """``text`` as one line of plain text: line breaks and other control characters
+    (a value's newline, a terminal escape) are written as escapes, such as ``\\n``.
+
+    Beyond ``limit`` characters (an error quoting a huge value) the middle is cut:
+    the start says where and what, the end often what is allowed.
+    """
+    if len(text) > limit:
+        half = limit // 2
+        text = f"{text[:half]} … ({len(text) - 2 * half} characters cut) … {text[-half:]}"
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _reader_gone() -> None:

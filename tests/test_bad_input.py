@@ -97,6 +97,14 @@ CASES = {
                              ("timeout must be a positive number of seconds",)),
     "infinite command timeout": ("- command: c\n  run: [/bin/true]\n  timeout: .inf\n", 7,
                                  ("timeout must be a positive number of seconds",)),
+    "infinite retry delay": ("- file: /tmp/x\n  retries: 1\n  retry_delay: .inf\n", 7,
+                             ("retry_delay must be a finite number of seconds",)),
+    "nan retry delay": ("- file: /tmp/x\n  retry_delay: .nan\n", 6,
+                        ("retry_delay must be a finite number of seconds",)),
+    "NUL in a name": ('- file: "/tmp/a\\0b"\n', 5, ("NUL character",)),
+    "NUL in a path field": ('- link: /tmp/l\n  to: "/tmp/a\\0b"\n', 6, ("to", "NUL character")),
+    "NUL in an argv": ('- command: c\n  run: [/bin/echo, "a\\0b"]\n', 6,
+                       ("run", "NUL character")),
 }
 
 
@@ -205,3 +213,101 @@ def test_error_message_is_a_single_line_with_location(tmp_path, trueup):
     bundle, _ = bundle_with(tmp_path, "- flie: /x\n")
     message = trueup("run", str(bundle)).stderr
     assert re.match(r"^trueup: error: /\S+/app/recipe\.yml:5: unknown resource type", message)
+
+
+@pytest.mark.parametrize("merge", ["<<: 5", "<<: [1, 2]", "<<: text", "<<: ~"])
+def test_merge_key_into_a_scalar(tmp_path, trueup, merge):
+    """A YAML merge key (<<) must name a mapping; anything else is a located error."""
+    bundle, target = bundle_with(tmp_path, f"- file: /tmp/x\n  {merge}\n")
+    result = trueup("run", str(bundle))
+    assert_refused(result, target, bundle / "app/recipe.yml", 6, "merge key")
+    assert trueup("validate", str(bundle)).stderr == result.stderr
+
+
+def test_attribute_flag_with_a_number_too_long_to_read(tmp_path, trueup):
+    """-a reads its value as YAML; a number Python will not read is kept as the text."""
+    digits = "9" * 5000
+    bundle, target = bundle_with(tmp_path, "- file: \"{{ attributes.root }}/x\"\n"
+                                           "  content: \"{{ attributes.x }}\"\n")
+    for command in ("validate", "run"):
+        result = trueup(command, str(bundle), "-a", f"x={digits}")
+        assert result.returncode == 0, result.stderr
+    assert (target / "x").read_text() == digits
+
+
+def test_long_depends_chain(tmp_path, trueup):
+    """A chain of 100 depends converges (walked without recursion), and validate, which
+    expands every recipe on its own, stays quick."""
+    chain = {f"c{i}": f"depends: [c{i + 1}]\n" for i in range(99)}
+    chain["c99"] = "resources: []\n"
+    bundle, target = bundle_with(tmp_path, "", recipes=chain, runlist="app,c0")
+    assert trueup("validate", str(bundle)).returncode == 0
+    result = trueup("run", str(bundle))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (target / "first").exists()
+
+
+def test_depends_chain_too_deep(tmp_path, trueup):
+    """Depends nested deeper than 100 recipes are refused, where the 101st is named."""
+    chain = {f"c{i}": f"description: link {i}\ndepends: [c{i + 1}]\n" for i in range(1499)}
+    chain["c1499"] = "resources: []\n"
+    bundle, target = bundle_with(tmp_path, "", recipes=chain, runlist="app,c0")
+    result = trueup("run", str(bundle))
+    assert_refused(result, target, bundle / "c99/recipe.yml", 2,
+                   "depends nested deeper than 100 recipes: c0 -> c1 -> ", "c99 -> c100")
+    assert trueup("validate", str(bundle)).stderr == result.stderr
+
+
+def test_long_depends_cycle(tmp_path, trueup):
+    chain = {f"c{i}": f"depends: [c{(i + 1) % 60}]\n" for i in range(60)}
+    bundle, target = bundle_with(tmp_path, "", recipes=chain, runlist="app,c0")
+    result = trueup("run", str(bundle))
+    assert_refused(result, target, bundle / "c59/recipe.yml", 1,
+                   "recipe dependency cycle: c0 -> c1 -> c2", "c59 -> c0")
+
+
+@pytest.mark.parametrize("tag", ["!!python/name:os.system", "=", "!!merge x", "!custom 1"])
+def test_unknown_yaml_tag(tmp_path, trueup, tag):
+    """A tag safe YAML does not construct is one line naming the tag, at its line."""
+    bundle, target = bundle_with(tmp_path, f"- file: /tmp/x\n  content: {tag}\n")
+    result = trueup("run", str(bundle))
+    assert_refused(result, target, bundle / "app/recipe.yml", 6, "invalid value",
+                   "could not determine a constructor for the tag")
+
+
+def test_error_with_a_line_break_in_a_value_is_one_line(tmp_path, trueup):
+    """A value holding line breaks or terminal escapes cannot split (or colour) the error."""
+    bundle, target = bundle_with(tmp_path, '- file: /tmp/x\n  source: "a\\nb\\u001b[2J"\n')
+    result = trueup("run", str(bundle))
+    assert_refused(result, target, bundle / "app/recipe.yml", 6, "source file not found",
+                   "a\\nb\\x1b[2J")
+
+
+def test_error_quoting_a_huge_value_is_cut_short(tmp_path, trueup):
+    """An error quoting a value of 100,000 characters keeps its start and its end."""
+    bundle, target = bundle_with(tmp_path, f"- file: /tmp/x\n  content: [{'x' * 100_000}]\n")
+    result = trueup("run", str(bundle))
+    assert_refused(result, target, bundle / "app/recipe.yml", 6, "content must be a string",
+                   "characters cut")
+    assert len(result.stderr) < 5000
+
+
+def test_nul_in_file_content_is_content(tmp_path, trueup):
+    """A NUL character is refused where the system cannot take one, not in content."""
+    bundle, target = bundle_with(tmp_path, '- file: "{{ attributes.root }}/nul"\n'
+                                           '  content: "a\\0b"\n')
+    result = trueup("run", str(bundle))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (target / "nul").read_bytes() == b"a\0b"
+
+
+@pytest.mark.parametrize("owner", ["99999999999999999999", "-5", "4294967295"])
+def test_owner_id_out_of_range(tmp_path, trueup, owner):
+    """An owner number no system has is the resource's failure, said plainly."""
+    bundle, target = bundle_with(tmp_path, '- file: "{{ attributes.root }}/x"\n'
+                                           f"  owner: {owner}\n")
+    result = trueup("run", str(bundle))
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "internal error" not in result.stdout + result.stderr
+    assert "user id" in result.stdout and "out of range" in result.stdout, result.stdout
+    assert not (target / "x").exists()

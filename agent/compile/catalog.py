@@ -7,6 +7,7 @@ file and line, raised before the first change.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,6 +87,31 @@ def _check_type(key: str, value: Any, fld: Field) -> Any:
     raise ValueError(f"{key} must be {names}, not {type(value).__name__} {value!r}")
 
 
+#: Fields whose strings may hold a NUL character: file content, template variables.
+NUL_ALLOWED = frozenset({"content", "variables"})
+
+
+def _check_value(key: str, value: Any) -> Any:
+    """``value`` if the system can take it: no NUL character (paths, argv, names cannot
+    hold one), a retry delay that ends. ValueError otherwise."""
+    if key == "retry_delay" and not math.isfinite(value):
+        raise ValueError(f"retry_delay must be a finite number of seconds, not {value}")
+    if key not in NUL_ALLOWED and _holds_nul(value):
+        raise ValueError(f"{key} holds a NUL character (\\0), which no path, name or "
+                         "command argument can hold")
+    return value
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\0" in value
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    return False
+
+
 def compile_catalog(recipes: list[Recipe], renderer: Renderer,
                     make_context: Callable[[Recipe], Context], phase: str = "all") -> Catalog:
     """Render and validate every resource of ``recipes``; order them; check references."""
@@ -140,6 +166,9 @@ def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: R
         raw_name = str(raw_name)
     if not isinstance(raw_name, str) or not raw_name.strip():
         raise TrueupError(f"{kind} needs a name: '- {kind}: <name>'", file, line)
+    if "\0" in raw_name:
+        raise TrueupError(f"{kind} name holds a NUL character (\\0), which no path or name "
+                          "can hold", file, line)
     given: dict[str, Any] = {}  # the recipe's values, rendered and typed
     boot = renderer.boot
     mark = boot.mark() if boot is not None else None
@@ -161,7 +190,7 @@ def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: R
             if rendered is None:
                 continue
             try:
-                given[key] = _check_type(key, rendered, fld)
+                given[key] = _check_value(key, _check_type(key, rendered, fld))
             except ValueError as exc:
                 message = str(exc)
                 if hide:  # "backup must be true or false, not str 'x'": no value

@@ -29,6 +29,7 @@ RECIPE_KEYS = {
     "phase": "bake, boot or any: when its resources may run",
 }
 EVENTS = ("setup", "configure", "deploy", "undeploy", "shutdown")
+MAX_DEPENDS_DEPTH = 100  # recipes in one chain of depends, the first one included
 
 
 @dataclass
@@ -176,25 +177,45 @@ def _nothing_sensitive(data: Any) -> bool:
 
 
 def expand_runlist(bundle: Bundle, names: list[str], origin: str) -> list[Recipe]:
-    """Recipes to converge: each name's ``depends`` first, every recipe once."""
+    """Recipes to converge: each name's ``depends`` first, every recipe once.
+
+    A depth-first walk with its own stack. Depends may nest :data:`MAX_DEPENDS_DEPTH`
+    recipes deep: deeper is an error (validate expands each recipe on its own, so its
+    work grows with the square of the depth).
+    """
     order: list[Recipe] = []
     done: set[str] = set()
-    stack: list[str] = []
-
-    def visit(name: str, wanted_by: str, line: int | None) -> None:
-        if name in done:
-            return
-        if name in stack:
-            chain = " -> ".join(stack[stack.index(name):] + [name])
-            raise TrueupError(f"recipe dependency cycle: {chain}", wanted_by, line)
-        recipe = bundle.recipe(name, wanted_by, line)
-        stack.append(name)
-        for dep, dep_line in zip(recipe.depends, recipe.depends_lines, strict=False):
-            visit(dep, recipe.file, dep_line)
-        stack.pop()
-        done.add(name)
-        order.append(recipe)
-
     for name in names:
-        visit(name, origin, None)
+        if name in done:
+            continue
+        first = bundle.recipe(name, origin, None)
+        chain = [name]  # the recipes being expanded, outermost first
+        in_chain = {name}
+        walk = [(first, iter(zip(first.depends, first.depends_lines, strict=False)))]
+        while walk:
+            recipe, deps = walk[-1]
+            for dep, dep_line in deps:
+                if dep in done:
+                    continue
+                if dep in in_chain:
+                    cycle = " -> ".join(chain[chain.index(dep):] + [dep])
+                    raise TrueupError(f"recipe dependency cycle: {cycle}", recipe.file,
+                                      dep_line)
+                if len(chain) >= MAX_DEPENDS_DEPTH:
+                    names = chain + [dep]
+                    shown = " -> ".join(names[:3] + ["…"] + names[-3:])
+                    raise TrueupError(f"depends nested deeper than {MAX_DEPENDS_DEPTH} "
+                                      f"recipes: {shown}; depend on fewer levels",
+                                      recipe.file, dep_line)
+                child = bundle.recipe(dep, recipe.file, dep_line)
+                chain.append(dep)
+                in_chain.add(dep)
+                walk.append((child, iter(zip(child.depends, child.depends_lines,
+                                             strict=False))))
+                break
+            else:
+                walk.pop()
+                in_chain.discard(chain.pop())
+                done.add(recipe.name)
+                order.append(recipe)
     return order

@@ -261,6 +261,8 @@ class _Converter:
     def _scalar(self, node: Any) -> Any:
         try:
             return self.loader.construct_object(node, deep=True)
-        except Exception as exc:  # yaml.constructor.ConstructorError
-            raise TrueupError(f"invalid value: {exc}", self.path,
+        except Exception as exc:  # yaml.constructor.ConstructorError, ValueError of int() …
+            # a ConstructorError's str() adds a second line: where, in "<unicode string>"
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise TrueupError(f"invalid value: {problem}", self.path,
                               node.start_mark.line + 1) from None

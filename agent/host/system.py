@@ -346,11 +346,17 @@ class System:
             os.rmdir(self.path(path))
 
 
+MAX_ID = 2**32 - 2  # the largest uid or gid (2**32 - 1 is -1: "leave alone")
+
+
 def _number(value: str | int | None, lookup: Callable[[str], Any], what: str, attr: str) -> int:
     if value is None:
         return -1
     if isinstance(value, int) or value.isdigit():
-        return int(value)
+        number = int(value)
+        if not 0 <= number <= MAX_ID:
+            raise ResourceError(f"{what} id {value} is out of range (0-{MAX_ID})")
+        return number
     entry = lookup(value)
     if entry is None:
         raise ResourceError(f"no such {what} {value!r}")
