@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -112,3 +114,22 @@ def example_bundle(example: dict, tree: Path, bundle: Path) -> Path:
     (bundle / "r" / "recipe.yml").write_text(json.dumps({"resources": [spec]}))
     (bundle / "runlist").write_text("r\n")
     return bundle
+
+
+@contextlib.contextmanager
+def tiny_tmpfs(folder: Path, size: str = "64k") -> Iterator[Path]:
+    """A small tmpfs (``size``, mode 0700) mounted on ``folder`` (made if missing), unmounted
+    afterwards: a full disk on demand. Skips where mounting is not allowed (not root)."""
+    import pytest
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
+                           str(folder)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)

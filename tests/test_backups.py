@@ -3,12 +3,10 @@ resource before its file is touched."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
 import stat
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,25 +14,9 @@ import pytest
 
 from agent.engine import backups as backups_module
 from agent.engine.backups import Backups
-from tests.helpers import write_bundle
+from tests.helpers import tiny_tmpfs, write_bundle
 
 BIG = bytes(range(256)) * 1076  # 275,456 bytes (269 KB): more than the 64 KB disk holds
-
-
-@contextlib.contextmanager
-def tiny_tmpfs(folder: Path) -> Iterator[Path]:
-    """A 64 KB tmpfs mounted on ``folder`` (made if missing), unmounted afterwards."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs",
-                           str(folder)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
 
 
 @pytest.fixture

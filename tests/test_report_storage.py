@@ -3,17 +3,14 @@ report is whole or absent; ``trueup report`` on a damaged one says so in one lin
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import write_bundle
+from tests.helpers import tiny_tmpfs, write_bundle
 
 WARNING = "trueup: warning: could not store the report: "
 
@@ -69,19 +66,6 @@ def test_unwritable_reports_folder_is_a_warning_after_changes(tmp_path, trueup, 
     assert_run_kept_its_exit_code(result)
     assert (target / "f000").exists()
     assert leftovers(reports_dir(env)) == []
-
-
-@contextlib.contextmanager
-def tiny_tmpfs(folder: Path, size: str = "64k") -> Iterator[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
-                              str(folder)], capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=True)
 
 
 def fill(folder: Path, leave_pages: int = 0) -> None:
