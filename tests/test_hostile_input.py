@@ -77,6 +77,19 @@ def test_placeholder_fast_path_reads_no_internals(tmp_path: Path, trueup: Trueup
                    "template tries to access an unsafe attribute", "(templates cannot run Python)")
 
 
+@pytest.mark.parametrize(("text", "words"), [
+    ("{{ 'a'.join(['x'] * 10**8) | length }}", "template builds 100,000,000 items with *"),
+    ("{{ 'ab' * 10**7 }}", "the limit is 1,000,000"),
+    ("{{ 7 ** 1000000 }}", "template computes a number of over 100,000 bits with **"),
+])
+def test_a_template_cannot_spend_the_machine(tmp_path: Path, trueup: Trueup, text: str,
+                                             words: str) -> None:
+    """``*`` and ``**`` are bounded in the sandbox: refused at once, at the value's line."""
+    bundle, target = bundle_with(tmp_path, f'- file: /tmp/x\n  content: "{text}"\n')
+    result = trueup("validate", str(bundle))
+    assert_refused(result, target, bundle / "app/recipe.yml", 6, words)
+
+
 def test_sandbox_keeps_what_recipes_use(tmp_path: Path, trueup: Trueup) -> None:
     """Filters, tests, loops, methods of plain values and ``secret()`` still work."""
     template = ("{% for k, v in attributes.conf | dictsort %}{{ k }}={{ v | upper }}\n{% endfor %}"

@@ -144,14 +144,43 @@ class Renderer:
         names, trailing newline kept, no escaping."""
         if self._env is None:
             import jinja2
-            from jinja2.sandbox import SandboxedEnvironment
 
-            self._env = SandboxedEnvironment(
+            self._env = _bounded_environment()(
                 undefined=jinja2.StrictUndefined,
                 keep_trailing_newline=True,
                 autoescape=False,  # noqa: S701 - renders config files, not HTML
             )
         return self._env
+
+
+MAX_ITEMS = 1_000_000  # the longest string or sequence ``*`` may build in a template
+MAX_POWER_BITS = 100_000  # the largest integer ``**`` may build
+
+
+def _bounded_environment() -> type:
+    """Jinja2's sandbox, with ``*`` and ``**`` bounded: the sandbox keeps a template from
+    Python's internals, this keeps it from spending the machine (``['x'] * 10**8``)."""
+    import math
+
+    from jinja2.sandbox import SandboxedEnvironment, SecurityError
+
+    class Bounded(SandboxedEnvironment):
+        intercepted_binops = frozenset(["*", "**"])
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            if operator == "*":
+                for seq, count in ((left, right), (right, left)):
+                    if (isinstance(seq, (str, bytes, list, tuple)) and isinstance(count, int)
+                            and len(seq) * count > MAX_ITEMS):
+                        raise SecurityError(f"template builds {len(seq) * count:,} items "
+                                            f"with * (the limit is {MAX_ITEMS:,})")
+            elif (isinstance(left, int) and isinstance(right, int) and right > 0
+                  and abs(left) > 1 and right * math.log2(abs(left)) > MAX_POWER_BITS):
+                raise SecurityError(f"template computes a number of over {MAX_POWER_BITS:,} "
+                                    "bits with **")
+            return super().call_binop(context, operator, left, right)
+
+    return Bounded
 
 
 class _Unsure(Exception):
@@ -303,6 +332,8 @@ def _message(exc: BaseException) -> str:
     """The first line of a Jinja2 error; the sandbox's refusals say what was refused."""
     msg = (getattr(exc, "message", None) or str(exc)).split("\n")[0]
     if type(exc).__name__ == "SecurityError":  # jinja2.sandbox refused it
+        if msg.startswith(("template builds", "template computes")):  # _bounded_environment
+            return msg
         unsafe = _UNSAFE.fullmatch(msg)
         if unsafe:
             msg = (f"template tries to access an unsafe attribute {unsafe[1]} of a "
