@@ -1,15 +1,34 @@
-"""trueup's command line: run, plan, validate, report, kinds, facts."""
+"""trueup's command line: run, plan, validate, report, kinds, facts, publish.
+
+Adding a command takes three steps, and touches nothing else here:
+
+1. write ``agent/commands/<module>.py`` with a function ``(args, cfg) -> exit code``;
+2. write ``_<name>_args(p)`` below: it adds the command's arguments to ``p`` with
+   ``p.add_argument(...)``, as for any argparse parser;
+3. add one line to :data:`COMMANDS`: ``"name": ("help text", _name_args, "module", "main")``.
+
+``trueup <name> ...`` builds only that command's arguments: ``_<name>_args`` is called
+with a recorder (:class:`_Recorder`) and the command line is read from what it recorded,
+without importing argparse, as long as it uses nothing but plain options (``store``,
+``store_true``, ``append``, ``type``, ``choices``, ``default``, one optional positional).
+Anything else (``--help``, an error, an abbreviated option, an action the recorder does
+not know) is handed to the full argparse parser, :func:`parser`, which reads it exactly
+as before. So a new command never slows down ``run``, and its module is imported only
+when it is the command that runs.
+"""
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from agent import __version__
 from agent.errors import Interrupted, LockBusy, TrueupError
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Sequence
 
 EPILOG = """exit codes: 0 success; 1 could not run (nothing changed); 4 failures;
 with --detailed-exitcodes 0 no changes, 2 changes, 4 failures, 6 both;
@@ -21,9 +40,12 @@ the report and exit with its result."""
 EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a program killed by SIGPIPE
 # output is a side show for these: a closed pipe must not change their exit code
 CONVERGING = ("run", "plan")
+# commands whose --help ends with the exit codes
+WITH_EPILOG = ("run", "plan")
 
 
-def _run_args(p: argparse.ArgumentParser) -> None:
+def _run_args(p: Any) -> None:
+    """The arguments run and plan share."""
     p.add_argument("src", nargs="?", help="bundle folder (same as --source)")
     p.add_argument("--source", "-s", help="bundle folder")
     p.add_argument("--runlist", "-r", default="", help="recipes to converge, comma separated")
@@ -43,59 +65,218 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--color", choices=("auto", "always", "never"), default=None)
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, except that a command line it cannot read is trueup's exit 1.
+def _run_only_args(p: Any) -> None:
+    """trueup run: the shared arguments, and those only a real run takes."""
+    _run_args(p)
+    p.add_argument("--noop", action="store_true", help="change nothing; show what would change")
+    p.add_argument("--diff", action="store_true", help="show unified diffs of content changes")
+    p.add_argument("--splay", type=float, default=None, metavar="SECONDS",
+                   help="sleep a random 0..SECONDS before fetching (spreads a fleet's boot)")
+
+
+def _validate_args(p: Any) -> None:
+    p.add_argument("path", help="bundle folder")
+    p.add_argument("--runlist", "-r", default="")
+    p.add_argument("-a", dest="assignments", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--attributes", dest="attributes_file", default="", metavar="FILE")
+
+
+def _report_args(p: Any) -> None:
+    p.add_argument("--json", action="store_true")
+
+
+def _kinds_args(p: Any) -> None:
+    p.add_argument("kind", nargs="?", default="", metavar="KIND",
+                   help="show this type only, with its description and example")
+    p.add_argument("--json", action="store_true",
+                   help="print fields, states, actions and example as JSON")
+
+
+def _facts_args(p: Any) -> None:
+    """trueup facts takes no arguments."""
+
+
+def _publish_args(p: Any) -> None:
+    p.add_argument("path", nargs="?", default="", help="bundle folder")
+    p.add_argument("--bucket", default="", help="S3 bucket for bundles")
+    p.add_argument("--prefix", default="", help="key prefix in the bucket")
+    p.add_argument("--env", required=True, help="environment: writes /trueup/ENV/bundle")
+    p.add_argument("--rollback", default="", metavar="VERSION|LABEL",
+                   help="point ENV again at an earlier parameter version, label or bundle "
+                   "version")
+    p.add_argument("--bundle-version", default="", metavar="V",
+                   help="the pointer's version string (default: UTC time)")
+    p.add_argument("--label", default="", help="also label the new pointer version")
+    p.add_argument("--kms-key", default="", help="SSE-KMS key (default SSE-S3)")
+    p.add_argument("--ssm-path", default="", metavar="PATH",
+                   help="parameter path instead of /trueup/ENV")
+
+
+# name → (help, arguments builder, module in agent/commands/, function (args, cfg) -> code)
+COMMANDS: dict[str, tuple[str, Callable[[Any], None], str, str]] = {
+    "run": ("converge this host", _run_only_args, "run", "main"),
+    "plan": ("what run would change, with diffs (changes nothing)", _run_args, "run",
+             "plan_main"),
+    "validate": ("check a bundle: schema, templates, graph", _validate_args, "validate", "main"),
+    "report": ("the last run's report", _report_args, "report", "main"),
+    "kinds": ("resource types and their fields", _kinds_args, "kinds", "main"),
+    "facts": ("this host's facts as JSON", _facts_args, "facts", "main"),
+    "publish": ("validate, pack and upload a bundle; move the pointer", _publish_args,
+                "publish", "main"),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    """The full argparse parser of every command (help, errors, unusual command lines)."""
+    top = _parser_class()(prog="trueup", epilog=EPILOG,
+                          description="Converge this machine to the state its recipes declare.")
+    top.add_argument("--version", action="version", version=f"trueup {__version__}")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (text, add_args, _, _) in COMMANDS.items():
+        extra = {"epilog": EPILOG} if name in WITH_EPILOG else {}
+        add_args(sub.add_parser(name, help=text, **extra))
+    return top
+
+
+_PARSER_CLASS: Any = None
+
+
+def _parser_class() -> type[argparse.ArgumentParser]:
+    """argparse's parser, except that a command line it cannot read is trueup's exit 1.
 
     argparse exits 2, which ``--detailed-exitcodes`` reserves for "changes were made".
     The message is one line, as every error of trueup is.
     """
+    global _PARSER_CLASS
+    if _PARSER_CLASS is None:
+        import argparse
 
-    def error(self, message: str) -> NoReturn:
-        self.exit(1, f"trueup: error: {self.prog}: {message} (see {self.prog} --help)\n")
+        class Parser(argparse.ArgumentParser):
+            __doc__ = _parser_class.__doc__
+
+            def error(self, message: str) -> NoReturn:
+                self.exit(1, f"trueup: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+        _PARSER_CLASS = Parser
+    return _PARSER_CLASS
 
 
-def parser() -> argparse.ArgumentParser:
-    top = _Parser(prog="trueup", epilog=EPILOG,
-                  description="Converge this machine to the state its recipes declare.")
-    top.add_argument("--version", action="version", version=f"trueup {__version__}")
-    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = sub.add_parser("run", help="converge this host", epilog=EPILOG)
-    _run_args(run)
-    run.add_argument("--noop", action="store_true", help="change nothing; show what would change")
-    run.add_argument("--diff", action="store_true", help="show unified diffs of content changes")
-    run.add_argument("--splay", type=float, default=None, metavar="SECONDS",
-                     help="sleep a random 0..SECONDS before fetching (spreads a fleet's boot)")
-    plan = sub.add_parser("plan", help="what run would change, with diffs (changes nothing)",
-                          epilog=EPILOG)
-    _run_args(plan)
-    val = sub.add_parser("validate", help="check a bundle: schema, templates, graph")
-    val.add_argument("path", help="bundle folder")
-    val.add_argument("--runlist", "-r", default="")
-    val.add_argument("-a", dest="assignments", action="append", default=[], metavar="KEY=VALUE")
-    val.add_argument("--attributes", dest="attributes_file", default="", metavar="FILE")
-    rep = sub.add_parser("report", help="the last run's report")
-    rep.add_argument("--json", action="store_true")
-    kinds = sub.add_parser("kinds", help="resource types and their fields")
-    kinds.add_argument("kind", nargs="?", default="", metavar="KIND",
-                       help="show this type only, with its description and example")
-    kinds.add_argument("--json", action="store_true",
-                       help="print fields, states, actions and example as JSON")
-    sub.add_parser("facts", help="this host's facts as JSON")
-    pub = sub.add_parser("publish", help="validate, pack and upload a bundle; move the pointer")
-    pub.add_argument("path", nargs="?", default="", help="bundle folder")
-    pub.add_argument("--bucket", default="", help="S3 bucket for bundles")
-    pub.add_argument("--prefix", default="", help="key prefix in the bucket")
-    pub.add_argument("--env", required=True, help="environment: writes /trueup/ENV/bundle")
-    pub.add_argument("--rollback", default="", metavar="VERSION|LABEL",
-                     help="point ENV again at an earlier parameter version, label or bundle "
-                     "version")
-    pub.add_argument("--bundle-version", default="", metavar="V",
-                     help="the pointer's version string (default: UTC time)")
-    pub.add_argument("--label", default="", help="also label the new pointer version")
-    pub.add_argument("--kms-key", default="", help="SSE-KMS key (default SSE-S3)")
-    pub.add_argument("--ssm-path", default="", metavar="PATH",
-                     help="parameter path instead of /trueup/ENV")
-    return top
+class _Recorder:
+    """Stands in for an argparse parser while ``_<name>_args(p)`` declares the arguments.
+
+    ``ok`` turns False on anything :func:`_quick_parse` cannot read exactly as argparse
+    would; that command line then goes to the full parser.
+    """
+
+    SIMPLE = {"store", "store_true", "append"}
+
+    def __init__(self) -> None:
+        self.options: dict[str, dict[str, Any]] = {}   # "--runlist" / "-r" → spec
+        self.positional: dict[str, Any] | None = None
+        self.dests: list[dict[str, Any]] = []
+        self.ok = True
+
+    def add_argument(self, *names: str, **kw: Any) -> None:
+        action = kw.get("action", "store")
+        spec = {"action": action, "type": kw.get("type"), "choices": kw.get("choices"),
+                "required": kw.get("required", False),
+                "default": kw.get("default", False if action == "store_true" else None)}
+        if action not in self.SIMPLE or kw.get("nargs") not in (None, "?") or not names:
+            self.ok = False
+            return
+        if not names[0].startswith("-"):
+            if self.positional is not None or kw.get("nargs") != "?":
+                self.ok = False  # a required positional: argparse's error if missing
+                return
+            spec["dest"] = names[0]
+            self.positional = spec
+        else:
+            if kw.get("nargs") is not None:
+                self.ok = False
+                return
+            long = [n for n in names if n.startswith("--")]
+            spec["dest"] = kw.get("dest") or (long[0] if long else names[0]).lstrip("-") \
+                .replace("-", "_")
+            for n in names:
+                self.options[n] = spec
+        self.dests.append(spec)
+
+    def __getattr__(self, name: str) -> Any:  # add_mutually_exclusive_group and the like
+        self.ok = False
+        return lambda *a, **k: self
+
+
+def _quick_parse(command: str, argv: Sequence[str]) -> Any:
+    """``argv`` (after the command name) read without argparse, or None to use argparse.
+
+    The result has the attributes argparse would have set, ``command`` among them.
+    """
+    from types import SimpleNamespace
+
+    rec = _Recorder()
+    COMMANDS[command][1](rec)
+    if not rec.ok:
+        return None
+    values: dict[str, Any] = {}
+    seen_positional = False
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if not arg.startswith("-") or arg == "-":
+            if rec.positional is None or seen_positional:
+                return None
+            values[rec.positional["dest"]] = arg
+            seen_positional = True
+            continue
+        name, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        spec = rec.options.get(name)
+        if spec is None and not arg.startswith("--") and len(arg) > 2:
+            name, eq, value = arg[:2], "=", arg[2:]  # -aKEY=VALUE
+            spec = rec.options.get(name)
+        if spec is None:
+            return None  # --help, an abbreviation, a typo: argparse says what it is
+        if spec["action"] == "store_true":
+            if eq:
+                return None
+            values[spec["dest"]] = True
+            continue
+        if not eq:
+            if i >= len(argv) or argv[i].startswith("-"):
+                return None
+            value = argv[i]
+            i += 1
+        if spec["choices"] is not None and value not in spec["choices"]:
+            return None
+        if spec["type"] is not None:
+            try:
+                value = spec["type"](value)
+            except (TypeError, ValueError):
+                return None
+        if spec["action"] == "append":
+            values.setdefault(spec["dest"], list(spec["default"] or [])).append(value)
+        else:
+            values[spec["dest"]] = value
+    out = SimpleNamespace(command=command)
+    for spec in rec.dests:
+        dest = spec["dest"]
+        if dest in values:
+            setattr(out, dest, values[dest])
+        elif spec["required"]:
+            return None
+        else:
+            default = spec["default"]
+            setattr(out, dest, list(default) if isinstance(default, list) else default)
+    return out
+
+
+def parse_args(argv: Sequence[str]) -> Any:
+    """The command line ``argv`` read: quickly when it is plain, else by argparse."""
+    if argv and argv[0] in COMMANDS:
+        args = _quick_parse(argv[0], argv[1:])
+        if args is not None:
+            return args
+    return parser().parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,16 +285,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     When stdout's reader goes away, the rest of the output goes to /dev/null, with
     no traceback: a command whose output is its product exits 141; run and plan
     have already finished (their console never raises) and keep their code.
+
+    Called without ``argv`` (the ``trueup`` console script, ``python -m agent``), it
+    does not return: the process ends through :func:`exit_now`, without the
+    interpreter's teardown.
     """
     try:
-        return _main(argv)
+        code = _main(sys.argv[1:] if argv is None else argv)
     except BrokenPipeError:
         _reader_gone()
-        return EXIT_PIPE
+        code = EXIT_PIPE
+    if argv is None:
+        exit_now(code)
+    return code
 
 
-def _main(argv: Sequence[str] | None) -> int:
-    args = parser().parse_args(argv)
+def _main(argv: Sequence[str]) -> int:
+    args = parse_args(argv)
     from agent.config import Config
     from agent.redact import install_excepthook
 
@@ -147,6 +335,41 @@ def _main(argv: Sequence[str] | None) -> int:
         return 130
 
 
+def exit_now(code: int) -> NoReturn:
+    """End the process with ``code``, everything written, without the interpreter's teardown.
+
+    stdout and stderr are flushed (a reader that went away is no error: the rest goes
+    to /dev/null), the ``atexit`` handlers run (logging's closes the log file), then
+    ``os._exit`` skips freeing every object one by one, which takes longer than many
+    runs. When something needs the ordinary exit (another thread still running, a
+    profiler or coverage tracer that writes its data at exit), this is ``sys.exit``.
+    """
+    import atexit
+
+    if sys.getprofile() is not None or sys.gettrace() is not None or _threads_running() \
+            or "coverage" in sys.modules or "cProfile" in sys.modules:
+        sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        if stream is None:
+            continue
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            _reader_gone()
+            if code == 0:
+                code = EXIT_PIPE
+        except (OSError, ValueError):  # closed or failing: what the interpreter exits with
+            code = 120
+    atexit._run_exitfuncs()
+    os._exit(code)
+
+
+def _threads_running() -> bool:
+    """Whether a thread other than this one is alive (the interpreter waits for those)."""
+    threading = sys.modules.get("threading")
+    return threading is not None and threading.active_count() > 1
+
+
 MAX_ERROR = 2000  # characters of an error line; a longer one loses its middle
 
 
@@ -176,15 +399,9 @@ def _reader_gone() -> None:
             silence(stream)
 
 
-# each command lives in agent/commands/<module>.py as a function (args, cfg) -> exit code
-COMMANDS = {"run": ("run", "main"), "plan": ("run", "plan_main"),
-            "validate": ("validate", "main"), "report": ("report", "main"),
-            "kinds": ("kinds", "main"), "facts": ("facts", "main"),
-            "publish": ("publish", "main")}
-
-
 def _command(name: str) -> Callable[[argparse.Namespace, Any], int]:
+    """The function of command ``name``; only its own module is imported."""
     import importlib
 
-    module, func = COMMANDS[name]
+    _, _, module, func = COMMANDS[name]
     return getattr(importlib.import_module(f"agent.commands.{module}"), func)

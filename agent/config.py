@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, fields
 from typing import Any
 
 from agent.errors import TrueupError
+from agent.model import Record
 
 DEFAULT_CONFIG = "/etc/trueup/config.toml"
 
@@ -30,28 +30,27 @@ def default_state_dir() -> str:
     return os.path.join(base, "trueup")
 
 
-@dataclass
-class Config:
+class Config(Record):
     """Settings of one trueup invocation."""
 
-    state_dir: str = ""
-    source: str = ""
-    runlist: str = ""
-    env: str = ""
-    role: str = ""
-    lock_timeout: float = 0.0
-    backups: int = 5
-    history: int = 50
-    cache_keep: int = 5  # per cache, besides the entries in use and the last verified bundle
-    color: str = "auto"  # auto, always, never
-    splay: float = 0.0   # seconds; random sleep before a run fetches its source
+    __slots__ = ("state_dir", "source", "runlist", "env", "role", "lock_timeout", "backups",
+                 "history", "cache_keep", "color", "splay")
+    DEFAULTS = {
+        "state_dir": "", "source": "", "runlist": "", "env": "", "role": "",
+        "lock_timeout": 0.0,
+        "backups": 5,
+        "history": 50,
+        "cache_keep": 5,  # per cache, besides the entries in use and the last verified bundle
+        "color": "auto",  # auto, always, never
+        "splay": 0.0,     # seconds; random sleep before a run fetches its source
+    }
 
     @classmethod
     def load(cls, path: str | None = None, environ: dict[str, str] | None = None) -> Config:
         environ = dict(os.environ if environ is None else environ)
         path = path or environ.get("TRUEUP_CONFIG") or DEFAULT_CONFIG
         cfg = cls()
-        known = {f.name: f for f in fields(cls)}
+        known = cls.__slots__
         if os.path.isfile(path):
             import tomllib
 

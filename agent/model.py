@@ -3,23 +3,94 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 
-@dataclass(frozen=True, slots=True)
-class Location:
+class Record:
+    """A class of named fields, with a dataclass's constructor, ``repr`` and ``==``.
+
+    A subclass lists its fields in ``__slots__`` (that order is the constructor's) and
+    their defaults in ``DEFAULTS``; a list, dict or set default is copied for each
+    instance. ``HIDDEN`` fields are left out of ``repr`` and ``==``. Plain code instead
+    of ``dataclasses``: importing that (and ``inspect``) and generating the methods of
+    each class costs more than many runs spend on their work::
+
+        class Point(Record):
+            __slots__ = ("x", "y")
+            DEFAULTS = {"y": 0}
+    """
+
+    __slots__ = ()
+    DEFAULTS: ClassVar[dict[str, Any]] = {}
+    HIDDEN: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        names = self.__slots__
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__}() takes at most {len(names)} arguments")
+        put = object.__setattr__
+        for name, value in zip(names, args, strict=False):
+            put(self, name, value)
+        defaults = self.DEFAULTS
+        for name in names[len(args):]:
+            if name in kwargs:
+                value = kwargs.pop(name)
+            elif name in defaults:
+                value = defaults[name]
+                if isinstance(value, (list, dict, set)):
+                    value = value.copy()
+            else:
+                raise TypeError(f"{type(self).__name__}() needs {name!r}")
+            put(self, name, value)
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}() got unknown field(s) "
+                            f"{', '.join(map(repr, kwargs))}")
+
+    def _shown(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, n) for n in self.__slots__ if n not in self.HIDDEN)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._shown() == other._shown()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment] - mutable, as a dataclass with eq
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__
+                           if n not in self.HIDDEN)
+        return f"{type(self).__name__}({fields})"
+
+
+class FrozenRecord(Record):
+    """A :class:`Record` that cannot change after it is made, and so can be hashed."""
+
+    __slots__ = ()
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError(f"cannot assign to field {key!r} of {type(self).__name__}")
+
+    def __delattr__(self, key: str) -> None:
+        raise AttributeError(f"cannot delete field {key!r} of {type(self).__name__}")
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(self._shown())
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickle and copy go around __setattr__
+        return type(self), tuple(getattr(self, n) for n in self.__slots__)
+
+
+class Location(FrozenRecord):
     """Where something was declared: a file and a 1-based line."""
 
-    file: str
-    line: int = 0
+    __slots__ = ("file", "line")
+    DEFAULTS = {"line": 0}
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}" if self.line else self.file
 
 
-@dataclass(slots=True)
-class Change:
+class Change(Record):
     """One difference between the declared and the actual state.
 
     ``diff`` is a unified diff for content changes (``None`` when not applicable
@@ -28,11 +99,9 @@ class Change:
     computed once by ``check``; it is never shown, compared or reported.
     """
 
-    field: str
-    before: Any
-    after: Any
-    diff: str | None = None
-    payload: Any = field(default=None, repr=False, compare=False)
+    __slots__ = ("field", "before", "after", "diff", "payload")
+    DEFAULTS = {"diff": None, "payload": None}
+    HIDDEN = ("payload",)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"field": self.field, "before": self.before, "after": self.after}
@@ -55,18 +124,13 @@ GUARDED = "guarded"      # only_if / not_if said no
 IGNORED = "failed-ignored"  # failed with ignore_failure: true
 
 
-@dataclass(slots=True)
-class Result:
+class Result(Record):
     """What happened to one resource in one run."""
 
-    ident: str
-    status: str = UNCHANGED
-    changes: list[Change] = field(default_factory=list)
-    error: str | None = None
-    duration: float = 0.0
-    location: str = ""
-    notified: list[str] = field(default_factory=list)
-    attempts: int = 0
+    __slots__ = ("ident", "status", "changes", "error", "duration", "location", "notified",
+                 "attempts")
+    DEFAULTS = {"status": UNCHANGED, "changes": [], "error": None, "duration": 0.0,
+                "location": "", "notified": [], "attempts": 0}
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -9,14 +9,13 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from agent.compile.loader import Recipe
 from agent.compile.render import Renderer, RenderError
 from agent.compile.yamlfile import LineDict
 from agent.errors import TrueupError, did_you_mean
-from agent.model import Location
+from agent.model import Location, Record
 from agent.resources import COMMON_FIELDS, Context, Field, Resource, Spec, kind_class, load_all
 
 PHASES = {"bake": ("bake", "any"), "boot": ("boot", "any"), "all": ("bake", "boot", "any")}
@@ -26,39 +25,34 @@ HIDDEN_DETAILS = "details hidden: the resource is sensitive"
 HIDDEN_RENDER_ERROR = f"cannot be rendered ({HIDDEN_DETAILS})"
 
 
-@dataclass
-class Node:
-    """A resource with what the engine needs to schedule it."""
+class Node(Record):
+    """A resource with what the engine needs to schedule it.
 
-    res: Resource
-    loc: Location
-    index: int
-    recipe: str
-    phase: str
-    requires: list[str] = field(default_factory=list)
-    notify: list[tuple[str, str]] = field(default_factory=list)
-    subscribe: list[tuple[str, str]] = field(default_factory=list)
-    immediately: bool = COMMON_FIELDS["immediately"].default
-    only_if: list[str] | None = None
-    not_if: list[str] | None = None
-    retries: int = COMMON_FIELDS["retries"].default
-    retry_delay: float = COMMON_FIELDS["retry_delay"].default
-    ignore_failure: bool = COMMON_FIELDS["ignore_failure"].default
-    # filled by order(): resources that must not run if this one fails
-    dependents: list[Node] = field(default_factory=list)
-    lines: dict[str, int] = field(default_factory=dict)  # line of each spec key
+    ``dependents`` (filled by order()): resources that must not run if this one fails;
+    ``lines``: the line of each spec key.
+    """
+
+    __slots__ = ("res", "loc", "index", "recipe", "phase", "requires", "notify", "subscribe",
+                 "immediately", "only_if", "not_if", "retries", "retry_delay",
+                 "ignore_failure", "dependents", "lines")
+    DEFAULTS = {"requires": [], "notify": [], "subscribe": [],
+                "immediately": COMMON_FIELDS["immediately"].default,
+                "only_if": None, "not_if": None,
+                "retries": COMMON_FIELDS["retries"].default,
+                "retry_delay": COMMON_FIELDS["retry_delay"].default,
+                "ignore_failure": COMMON_FIELDS["ignore_failure"].default,
+                "dependents": [], "lines": {}}
+    HIDDEN = ("dependents",)  # a cycle back to this node: not in repr or ==
 
     @property
     def ident(self) -> str:
         return self.res.ident
 
 
-@dataclass
-class Catalog:
+class Catalog(Record):
     """Every resource of a run, in the order they converge."""
 
-    nodes: list[Node]
-    by_ident: dict[str, Node]
+    __slots__ = ("nodes", "by_ident")
 
 
 def _check_type(key: str, value: Any, fld: Field) -> Any:

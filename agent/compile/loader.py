@@ -14,12 +14,12 @@ Layout of a bundle::
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 from agent.compile import yamlfile
 from agent.compile.yamlfile import LineDict, LineList
 from agent.errors import TrueupError
+from agent.model import Record
 
 RECIPE_KEYS = {
     "description": "one line saying what the recipe manages",
@@ -32,19 +32,13 @@ EVENTS = ("setup", "configure", "deploy", "undeploy", "shutdown")
 MAX_DEPENDS_DEPTH = 100  # recipes in one chain of depends, the first one included
 
 
-@dataclass
-class Recipe:
+class Recipe(Record):
     """One recipe of a bundle, as read from its recipe.yml."""
 
-    name: str
-    dir: str
-    file: str
-    description: str = ""
-    depends: list[str] = field(default_factory=list)
-    depends_lines: list[int] = field(default_factory=list)
-    attributes: dict[str, Any] = field(default_factory=dict)
-    resources: list[Any] = field(default_factory=list)
-    phase: str | None = None
+    __slots__ = ("name", "dir", "file", "description", "depends", "depends_lines", "attributes",
+                 "resources", "phase")
+    DEFAULTS = {"description": "", "depends": [], "depends_lines": [], "attributes": {},
+                "resources": [], "phase": None}
 
 
 class Bundle:

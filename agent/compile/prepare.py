@@ -6,11 +6,10 @@ Nothing here changes the host; every error is a TrueupError raised before the fi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from agent.compile import attributes as attrs
-from agent.compile.catalog import Catalog, compile_catalog
+from agent.compile.catalog import compile_catalog
 from agent.compile.loader import Bundle, Recipe, expand_runlist, parse_runlist
 from agent.compile.phases import BootReads
 from agent.compile.render import Renderer
@@ -19,37 +18,24 @@ from agent.errors import TrueupError
 from agent.host.facts import Facts
 from agent.host.pyinfra_bridge import FactHost
 from agent.host.system import System
+from agent.model import Record
 from agent.resources import Context
 
 
-@dataclass
-class Options:
+class Options(Record):
     """What the command line asked for."""
 
-    source: str = ""
-    runlist: str = ""
-    event: str = ""
-    phase: str = "all"
-    noop: bool = False
-    detailed_exitcodes: bool = False
-    json: bool = False
-    diff: bool = False
-    assignments: list[str] = field(default_factory=list)
-    attributes_file: str = ""
-    lock_timeout: float | None = None
-    splay: float = 0.0
+    __slots__ = ("source", "runlist", "event", "phase", "noop", "detailed_exitcodes", "json",
+                 "diff", "assignments", "attributes_file", "lock_timeout", "splay")
+    DEFAULTS = {"source": "", "runlist": "", "event": "", "phase": "all", "noop": False,
+                "detailed_exitcodes": False, "json": False, "diff": False, "assignments": [],
+                "attributes_file": "", "lock_timeout": None, "splay": 0.0}
 
 
-@dataclass
-class Prepared:
+class Prepared(Record):
     """A bundle loaded, rendered and validated: ready to converge."""
 
-    bundle: Bundle
-    runlist: list[str]
-    recipes: list[Recipe]
-    catalog: Catalog
-    attributes: dict[str, Any]
-    fact_host: FactHost
+    __slots__ = ("bundle", "runlist", "recipes", "catalog", "attributes", "fact_host")
 
 
 def load_node_file(path: str) -> tuple[dict[str, Any], list[str] | None]:

@@ -16,47 +16,35 @@ import contextlib
 import errno
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agent.errors import ResourceError
+from agent.model import FrozenRecord
 
 # Searched by which() under a rooted System, and under "/" when PATH is unset
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-@dataclass(frozen=True, slots=True)
-class Completed:
+class Completed(FrozenRecord):
     """A finished command: its argv, exit status and captured output."""
 
-    argv: list[str]
-    returncode: int
-    stdout: str
-    stderr: str
+    __slots__ = ("argv", "returncode", "stdout", "stderr")
 
     @property
     def ok(self) -> bool:
         return self.returncode == 0
 
 
-@dataclass(frozen=True, slots=True)
-class UserEntry:
+class UserEntry(FrozenRecord):
     """One account of the host's user database (a passwd line)."""
 
-    name: str
-    uid: int
-    gid: int
-    home: str
-    shell: str
+    __slots__ = ("name", "uid", "gid", "home", "shell")
 
 
-@dataclass(frozen=True, slots=True)
-class GroupEntry:
+class GroupEntry(FrozenRecord):
     """One group of the host's group database (a group line)."""
 
-    name: str
-    gid: int
-    members: tuple[str, ...]
+    __slots__ = ("name", "gid", "members")
 
 
 class CommandRunner(Protocol):

@@ -15,24 +15,22 @@ import os
 import pkgutil
 import stat
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from agent.errors import ResourceError
-from agent.model import Change
+from agent.model import Change, FrozenRecord
 
 REGISTRY: dict[str, type[Resource]] = {}
 
 
-@dataclass(frozen=True, slots=True)
-class Field:
-    """One spec key a kind accepts: its type(s), default, allowed values and meaning."""
+class Field(FrozenRecord):
+    """One spec key a kind accepts: its type(s), default, allowed values and meaning.
 
-    types: tuple[type, ...]
-    default: Any = None
-    choices: tuple[Any, ...] | None = None
-    doc: str = ""
-    required: bool = False
+    ``Field(types, default=None, choices=None, doc="", required=False)``
+    """
+
+    __slots__ = ("types", "default", "choices", "doc", "required")
+    DEFAULTS = {"default": None, "choices": None, "doc": "", "required": False}
 
 
 def f(types: type | tuple[type, ...], default: Any = None, doc: str = "", *,

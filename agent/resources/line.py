@@ -6,10 +6,9 @@ import os
 import re
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from agent.errors import ResourceError
-from agent.model import Change
+from agent.model import Change, FrozenRecord
 from agent.resources import Resource, SpecError, f, read_regular, save_backup, writing
 
 
@@ -161,13 +160,11 @@ class Line(Resource, kind="line"):
                                              replacing=current is not None)
 
 
-@dataclass(frozen=True, slots=True)
-class Rewrite:
+class Rewrite(FrozenRecord):
     """A line change's payload: the file as check read it (None: missing) and as apply
     writes it."""
 
-    before: bytes | None
-    after: bytes
+    __slots__ = ("before", "after")
 
 
 def split_lines(data: bytes) -> list[bytes]:

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+from agent.model import Record
 
 REGISTRY: dict[str, type[Source]] = {}
 
 
-@dataclass
-class FetchContext:
-    """What a source needs to know about the run that fetches it."""
+class FetchContext(Record):
+    """What a source needs to know about the run that fetches it.
 
-    state_dir: str
-    role: str = ""
-    event: str = ""
-    instance: Any = None  # agent.aws.ec2.InstanceFacts of this run (tags: role)
+    ``instance``: the agent.aws.ec2.InstanceFacts of this run (tags: role).
+    """
+
+    __slots__ = ("state_dir", "role", "event", "instance")
+    DEFAULTS = {"role": "", "event": "", "instance": None}
 
 
-@dataclass
-class Fetched:
+class Fetched(Record):
     """A verified bundle folder and what the source says beside it.
 
     ``runlists`` maps ``""`` (the run list) or an event name to (recipe names, origin);
@@ -29,16 +29,11 @@ class Fetched:
     attributes that are secrets, so they are never written to the state dir.
     """
 
-    root: str
-    runlists: dict[str, tuple[list[str], str]] = field(default_factory=dict)
-    attributes: dict[str, Any] = field(default_factory=dict)
-    attributes_origin: str = ""
-    recipes: dict[str, tuple[str, str]] = field(default_factory=dict)
-    secrets: dict[str, str] = field(default_factory=dict)
-    secret_attributes: list[tuple[list[str], str]] = field(default_factory=list)
-    origin: dict[str, Any] = field(default_factory=dict)
-    offline: bool = False
-    offline_reason: str = ""
+    __slots__ = ("root", "runlists", "attributes", "attributes_origin", "recipes", "secrets",
+                 "secret_attributes", "origin", "offline", "offline_reason")
+    DEFAULTS = {"runlists": {}, "attributes": {}, "attributes_origin": "", "recipes": {},
+                "secrets": {}, "secret_attributes": [], "origin": {}, "offline": False,
+                "offline_reason": ""}
 
 
 class Source:
