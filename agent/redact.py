@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from types import TracebackType
 
@@ -22,6 +21,8 @@ class Redactor:
     def add(self, value: str) -> None:
         if value and len(value) >= 3:
             self._values.add(value)
+            import json
+
             escaped = json.dumps(value)[1:-1]
             if escaped != value:
                 self._values.add(escaped)

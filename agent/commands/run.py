@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -10,8 +9,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from agent.aws.ec2 import InstanceFacts
-from agent.compile.loader import Bundle
-from agent.compile.prepare import Options, Prepared, prepare
+from agent.compile import stored
+from agent.compile.options import Options, Prepared
 from agent.config import Config
 from agent.engine import report as reports
 from agent.engine.backups import Backups
@@ -24,6 +23,9 @@ from agent.model import CHANGED, FAILED
 from agent.sources import cache
 
 if TYPE_CHECKING:
+    import argparse
+
+    from agent.compile.loader import Bundle
     from agent.engine.runner import Runner
 
 EXIT_OK, EXIT_CANNOT_RUN, EXIT_CHANGES, EXIT_FAILURES, EXIT_LOCKED = 0, 1, 2, 4, 75
@@ -135,9 +137,9 @@ def _prepare(opts: Options, cfg: Config, meta: dict[str, Any], started: float,
         notice = sources.offline_notice(bundle)
         if notice:
             say(notice)
-        prepared = prepare(opts, cfg, bundle, system,
-                           Backups(os.path.join(cfg.state_dir, "backup"), cfg.backups),
-                           Facts(ec2=instance), bundle.secrets)
+        prepared = stored.load_or_prepare(
+            opts, cfg, bundle, system, Backups(os.path.join(cfg.state_dir, "backup"), cfg.backups),
+            Facts(ec2=instance), bundle.secrets)
     except TrueupError as exc:
         meta.update(sources.report_fields(bundle))
         report = reports.build({**meta, "error": str(exc), "exit_code": 1}, [], started)

@@ -12,47 +12,18 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.compile.loader import Recipe
+from agent.compile.nodes import Catalog, Node
 from agent.compile.render import Renderer, RenderError
 from agent.compile.yamlfile import LineDict
 from agent.errors import TrueupError, did_you_mean
-from agent.model import Location, Record
-from agent.resources import COMMON_FIELDS, Context, Field, Resource, Spec, kind_class, load_all
+from agent.model import Location
+from agent.resources import Context, Field, Resource, Spec, kind_class, load_all
 
 PHASES = {"bake": ("bake", "any"), "boot": ("boot", "any"), "all": ("bake", "boot", "any")}
 # A sensitive resource's render errors name the field and line, never the value's text
 # (a Jinja message quotes the expression, and a literal in it can be the secret).
 HIDDEN_DETAILS = "details hidden: the resource is sensitive"
 HIDDEN_RENDER_ERROR = f"cannot be rendered ({HIDDEN_DETAILS})"
-
-
-class Node(Record):
-    """A resource with what the engine needs to schedule it.
-
-    ``dependents`` (filled by order()): resources that must not run if this one fails;
-    ``lines``: the line of each spec key.
-    """
-
-    __slots__ = ("res", "loc", "index", "recipe", "phase", "requires", "notify", "subscribe",
-                 "immediately", "only_if", "not_if", "retries", "retry_delay",
-                 "ignore_failure", "dependents", "lines")
-    DEFAULTS = {"requires": [], "notify": [], "subscribe": [],
-                "immediately": COMMON_FIELDS["immediately"].default,
-                "only_if": None, "not_if": None,
-                "retries": COMMON_FIELDS["retries"].default,
-                "retry_delay": COMMON_FIELDS["retry_delay"].default,
-                "ignore_failure": COMMON_FIELDS["ignore_failure"].default,
-                "dependents": [], "lines": {}}
-    HIDDEN = ("dependents",)  # a cycle back to this node: not in repr or ==
-
-    @property
-    def ident(self) -> str:
-        return self.res.ident
-
-
-class Catalog(Record):
-    """Every resource of a run, in the order they converge."""
-
-    __slots__ = ("nodes", "by_ident")
 
 
 def _check_type(key: str, value: Any, fld: Field) -> Any:

@@ -11,6 +11,7 @@ from typing import Any
 from agent.compile import attributes as attrs
 from agent.compile.catalog import compile_catalog
 from agent.compile.loader import Bundle, Recipe, expand_runlist, parse_runlist
+from agent.compile.options import Options, Prepared
 from agent.compile.phases import BootReads
 from agent.compile.render import Renderer
 from agent.config import Config
@@ -18,24 +19,7 @@ from agent.errors import TrueupError
 from agent.host.facts import Facts
 from agent.host.pyinfra_bridge import FactHost
 from agent.host.system import System
-from agent.model import Record
 from agent.resources import Context
-
-
-class Options(Record):
-    """What the command line asked for."""
-
-    __slots__ = ("source", "runlist", "event", "phase", "noop", "detailed_exitcodes", "json",
-                 "diff", "assignments", "attributes_file", "lock_timeout", "splay")
-    DEFAULTS = {"source": "", "runlist": "", "event": "", "phase": "all", "noop": False,
-                "detailed_exitcodes": False, "json": False, "diff": False, "assignments": [],
-                "attributes_file": "", "lock_timeout": None, "splay": 0.0}
-
-
-class Prepared(Record):
-    """A bundle loaded, rendered and validated: ready to converge."""
-
-    __slots__ = ("bundle", "runlist", "recipes", "catalog", "attributes", "fact_host")
 
 
 def load_node_file(path: str) -> tuple[dict[str, Any], list[str] | None]:
@@ -106,4 +90,5 @@ def prepare(opts: Options, cfg: Config, bundle: Bundle, system: System, backups:
                        diffs=opts.noop or opts.diff)
 
     catalog = compile_catalog(recipes, renderer, context, opts.phase)
-    return Prepared(bundle, names, recipes, catalog, merged, fact_host)
+    reads = {"secrets": boot.secrets, "instance": boot.instance, "volatile": renderer.volatile}
+    return Prepared(bundle, names, recipes, catalog, merged, fact_host, reads)

@@ -38,6 +38,9 @@ class Renderer:
         self.context: dict[str, Any] = {"attributes": attributes, "facts": facts}
         self.context.update(functions or {})
         self._env: Any = None
+        # True once a template asked for a random value (the random filter, lipsum()):
+        # its catalog differs from run to run, so it is never stored (agent.compile.stored)
+        self.volatile = False
         self._compiled: dict[str, Any] = {}
         self._files: dict[str, Any] = {}
 
@@ -145,12 +148,27 @@ class Renderer:
         if self._env is None:
             import jinja2
 
-            self._env = _bounded_environment()(
+            env = _bounded_environment()(
                 undefined=jinja2.StrictUndefined,
                 keep_trailing_newline=True,
                 autoescape=False,  # noqa: S701 - renders config files, not HTML
             )
+            for table, name in ((env.filters, "random"), (env.globals, "lipsum")):
+                if name in table:
+                    table[name] = self._noting_volatile(table[name])
+            self._env = env
         return self._env
+
+    def _noting_volatile(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """``func``, which returns a random value, setting :attr:`volatile` when called."""
+        import functools
+
+        @functools.wraps(func)  # keeps Jinja's pass_context marks
+        def volatile(*args: Any, **kwargs: Any) -> Any:
+            self.volatile = True
+            return func(*args, **kwargs)
+
+        return volatile
 
 
 MAX_ITEMS = 1_000_000  # the longest string or sequence ``*`` may build in a template

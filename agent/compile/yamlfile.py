@@ -70,7 +70,6 @@ def load(path: str, cache_dir: str | None = None,
     """
     if cache_dir is None:
         return parse(path, read_text(path))
-    import hashlib
     import pickle
 
     try:
@@ -78,7 +77,7 @@ def load(path: str, cache_dir: str | None = None,
     except OSError:
         return parse(path, read_text(path))
     key = (_CACHE_FORMAT, path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    cached = os.path.join(cache_dir, hashlib.sha256(path.encode()).hexdigest() + ".pickle")
+    cached = os.path.join(cache_dir, files.sha256(path.encode()).hexdigest() + ".pickle")
     try:
         with open(cached, "rb") as fh:
             # the cache lives in trueup's private state dir (mode 0700), never in a bundle

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import signal
-import threading
+import sys
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,9 @@ class StopOnSignal:
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopOnSignal:
-        if threading.current_thread() is threading.main_thread():
+        # no threading module imported: no other thread was started, this is the main one
+        threading = sys.modules.get("threading")
+        if threading is None or threading.current_thread() is threading.main_thread():
             for signum in self.SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
         return self

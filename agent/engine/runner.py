@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from agent.compile.catalog import Catalog, Node
+from agent.compile.nodes import Catalog, Node
 from agent.engine.sensitive import shown_changes, shown_error
 from agent.errors import ResourceError
 from agent.host.system import System

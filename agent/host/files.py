@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from typing import Any
 
 MiB = 1024 * 1024
 MAX_TEXT_BYTES = 1 * MiB
@@ -91,3 +92,16 @@ def _kind(mode: int) -> str:
 
 def _too_large(size: str, limit: int) -> str:
     return f"is too large: {size} (the limit is {limit // MiB} MiB)"
+
+
+def sha256(data: bytes = b"") -> Any:
+    """A ``hashlib.sha256`` object of ``data``, from CPython's built-in SHA-256 module when
+    there is one: ``hashlib`` loads OpenSSL, which costs more than a short run's work."""
+    try:
+        from _sha2 import sha256 as new  # Python 3.12 and later
+    except ImportError:
+        try:
+            from _sha256 import sha256 as new  # Python 3.11
+        except ImportError:  # a build without the built-in hashes
+            from hashlib import sha256 as new
+    return new(data)

@@ -12,7 +12,6 @@ import contextlib
 import errno
 import importlib
 import os
-import pkgutil
 import stat
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
@@ -196,6 +195,11 @@ class Resource:
     # True for kinds that change the whole system (packages, services, users …): their
     # EXAMPLES are converged on booted test hosts, never on the developer's machine
     SYSTEM: ClassVar[bool] = False
+    # True when the kind's prepare() reads nothing but its spec, its recipe's folder
+    # (files/, templates/) and ctx.render_file: a compiled resource of it can then be
+    # stored and reused while those stay the same (agent.compile.stored). A kind whose
+    # prepare() reads the host leaves it False; a kind without prepare() need not set it.
+    PREPARE_IS_PURE: ClassVar[bool] = False
 
     def __init_subclass__(cls, kind: str = "", **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -341,6 +345,8 @@ def kind_class(kind: str) -> type[Resource] | None:
 
 def load_all() -> dict[str, type[Resource]]:
     """Import every kind module and return the registry, sorted by kind."""
+    import pkgutil
+
     for mod in pkgutil.iter_modules(__path__):
         if not mod.name.startswith("_"):
             importlib.import_module(f"{__name__}.{mod.name}")

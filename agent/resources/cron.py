@@ -90,6 +90,8 @@ class Cron(Resource, kind="cron"):
                 raise SpecError("environment", f"environment value of {key} may not hold a "
                                 "newline, \\r or NUL (each setting is one line of the job file)")
 
+    PREPARE_IS_PURE = True  # the spec, and files/ of the recipe (agent.compile.stored)
+
     def prepare(self) -> None:
         if self.state == "absent":
             return

@@ -99,6 +99,8 @@ class File(Resource, kind="file"):
             raise ValueError("give content or source, not both")
         self.mode = parse_mode(self.spec["mode"]) if self.spec["mode"] is not None else None
 
+    PREPARE_IS_PURE = True  # the spec, and files/ of the recipe (agent.compile.stored)
+
     def prepare(self) -> None:
         content = self.spec.get("content")
         if content is not None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 import os
-import pkgutil
+import sys
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import TrueupError, Unreachable
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 def load_all() -> dict[str, type[Source]]:
     """Import every source module (cheap: none imports boto3 at import time)."""
+    import pkgutil
+
     for mod in pkgutil.iter_modules(__path__):
         if not mod.name.startswith("_"):
             importlib.import_module(f"{__name__}.{mod.name}")
@@ -87,10 +89,9 @@ def report_fields(bundle: Any) -> dict[str, Any]:
         out["offline"] = fetched.offline
         if fetched.offline:
             out["offline_reason"] = fetched.offline_reason
-    from agent.aws.clients import STATS
-
-    if STATS.calls:
-        out["aws"] = STATS.as_dict()
+    clients = sys.modules.get("agent.aws.clients")  # not imported: no call to AWS was made
+    if clients is not None and clients.STATS.calls:
+        out["aws"] = clients.STATS.as_dict()
     return out
 
 

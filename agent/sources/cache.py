@@ -22,14 +22,18 @@ import os
 import stat
 import time
 from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.errors import TrueupError
 from agent.host.system import write_file_atomic
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 
 def bundles_dir(state_dir: str) -> Path:
+    from pathlib import Path  # a remote or tarball source's: a folder run never needs it
+
     return Path(state_dir) / "bundles"
 
 
@@ -42,6 +46,8 @@ def parsed_dir(state_dir: str) -> str:
 
 
 def downloads_dir(state_dir: str) -> Path:
+    from pathlib import Path
+
     path = Path(state_dir) / "downloads"
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
@@ -50,7 +56,7 @@ def downloads_dir(state_dir: str) -> Path:
 def load(state_dir: str, name: str) -> dict[str, Any]:
     """A JSON record file under ``sources/`` ({} when absent or unreadable)."""
     try:
-        with open(Path(state_dir) / "sources" / name, encoding="utf-8") as fh:
+        with open(os.path.join(state_dir, "sources", name), encoding="utf-8") as fh:
             data = json.load(fh)
     except (OSError, ValueError):
         return {}
@@ -59,9 +65,10 @@ def load(state_dir: str, name: str) -> dict[str, Any]:
 
 def save(state_dir: str, name: str, data: dict[str, Any]) -> None:
     """Write a record file atomically, mode 0600."""
-    folder = Path(state_dir) / "sources"
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    write_file_atomic(str(folder / name), json.dumps(data, indent=1, sort_keys=True).encode())
+    folder = os.path.join(state_dir, "sources")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    write_file_atomic(os.path.join(folder, name),
+                      json.dumps(data, indent=1, sort_keys=True).encode())
 
 
 LAST_VERIFIED = "last-verified.json"
@@ -148,7 +155,7 @@ def offline(state_dir: str, url: str, reason: str) -> Any:
 # --------------------------------------------------------------------------- pruning
 
 #: The caches :func:`prune` bounds: report name → where it lives under the state dir.
-CACHES = {"bundles": lambda d: str(bundles_dir(d)), "recipes": recipes_dir,
+CACHES = {"bundles": lambda d: os.path.join(d, "bundles"), "recipes": recipes_dir,
           "parsed": parsed_dir}
 
 

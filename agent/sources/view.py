@@ -9,14 +9,12 @@ event, for the role, for the environment; then the bundle's own ``runlist.<event
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from typing import Any
 
-from agent.compile import attributes as attrs
 from agent.compile.loader import Bundle, Recipe, parse_recipe
 from agent.errors import TrueupError
+from agent.host.files import sha256
 from agent.host.system import fsync_dir, write_file_atomic
 from agent.sources import cache
 from agent.sources.base import Fetched
@@ -36,7 +34,7 @@ class SourcedBundle(Bundle):
                               "recipes: publish one with trueup publish")
         if cache_dir:  # one folder per bundle read, so old bundles' entries can be pruned
             key = f"{os.path.abspath(root)}\0{self.recipes_dir}".encode()
-            cache_dir = os.path.join(cache_dir, hashlib.sha256(key).hexdigest()[:32])
+            cache_dir = os.path.join(cache_dir, sha256(key).hexdigest()[:32])
         super().__init__(root, cache_dir)
         both = sorted(set(fetched.recipes) & set(super().names())) if fetched.root else []
         if both:
@@ -76,13 +74,17 @@ class SourcedBundle(Bundle):
         own = super().attributes()
         if not self.fetched.attributes:
             return own
+        from agent.compile import attributes as attrs
+
         merged = attrs.merge_all([own[0] if own else {}, self.fetched.attributes])
         return merged, self.fetched.attributes_origin
 
 
 def _materialize(recipes: dict[str, tuple[str, str]], state_dir: str) -> str:
     """Write Parameter Store recipes as ``<name>/recipe.yml`` in a content-addressed folder."""
-    digest = hashlib.sha256(json.dumps(recipes, sort_keys=True).encode()).hexdigest()
+    import json
+
+    digest = sha256(json.dumps(recipes, sort_keys=True).encode()).hexdigest()
     folder = os.path.join(cache.recipes_dir(state_dir), digest)
     if os.path.isdir(folder):
         return folder
