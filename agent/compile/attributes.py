@@ -20,16 +20,53 @@ def deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return base
 
 
+#: Words a YAML 1.1 reader (PyYAML) takes for true, false or null, in any case: such a
+#: value is read by YAML itself, never by the shortcut of :func:`plain_scalar`.
+YAML_WORDS = frozenset({"yes", "no", "on", "off", "true", "false", "null", "y", "n"})
+_WORD_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_/")
+_WORD_CHARS = _WORD_START | frozenset("0123456789.-")
+
+
+def plain_scalar(raw: str) -> tuple[bool, Any]:
+    """``(True, value)`` when ``raw`` is a value YAML reads as a plain decimal integer or
+    a plain word, known without a YAML reader; ``(False, None)`` for anything else.
+
+    A word starts with a letter, ``_`` or ``/`` and holds only letters, digits and
+    ``_./-``: ``web01``, ``/srv/app``, ``eu-west-1``; true/false/null words (``yes``,
+    ``off`` …) are left to YAML, as is every other number (``0x1f``, ``1.5``, ``010``).
+    """
+    if raw.isdigit() and raw.isascii() and (raw == "0" or raw[0] != "0"):
+        return True, int(raw)
+    if raw and raw[0] in _WORD_START and all(c in _WORD_CHARS for c in raw) \
+            and raw.lower() not in YAML_WORDS:
+        return True, raw
+    return False, None
+
+
 def parse_assignment(text: str) -> dict[str, Any]:
     """``web.port=8080`` → ``{"web": {"port": 8080}}``; the value is read as YAML.
 
     A value that is not valid YAML is taken as a string; one over the limits of
-    compile.yamlfile (aliases, nesting) is an error.
+    compile.yamlfile (aliases, nesting) is an error. A plain word or decimal integer
+    is read without a YAML reader (:func:`plain_scalar`), to the same value.
     """
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
         raise TrueupError(f"-a expects key.sub=value, got {text!r}")
+    plain, value = plain_scalar(raw)
+    if not plain:
+        value = _yaml_value(key, raw)
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def _yaml_value(key: str, raw: str) -> Any:
     from agent.compile import yamlfile
 
     try:
@@ -40,13 +77,7 @@ def parse_assignment(text: str) -> dict[str, Any]:
         value = raw
     if isinstance(value, (dict, list)) and not raw.lstrip().startswith(("{", "[")):
         value = raw
-    out: dict[str, Any] = {}
-    node = out
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return out
+    return value
 
 
 def merge_all(layers: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
