@@ -1,9 +1,11 @@
 """A compiled catalog kept between runs: a run whose inputs did not change skips loading
 the recipes and compiling them, and converges the catalog the last run compiled.
 
-The catalog is kept in the bundle's cache folder under the state dir (mode 0700), as
-``catalog.<phase>.<plain|diffs>.pickle``, written whole and atomically. It is reused
-only when everything that can change it is the same as when it was compiled (the key):
+The catalog is kept under the state dir in ``cache/catalogs/`` (mode 0700), as
+``<bundle>.<phase>.<plain|diffs>.pickle`` (``<bundle>`` names the bundle's parse cache
+folder), written whole and atomically; the :data:`KEEP` most recently written are
+kept. It is reused only when everything that can change it is the same as when it was
+compiled (the key):
 
 - trueup itself: its version, the size and mtime of every one of its modules, Python's
   version and the format of the file;
@@ -44,17 +46,19 @@ from agent.host.files import sha256
 
 FORMAT = 1
 MAX_ENTRIES = 20_000  # entries of a bundle's folder tree; a larger bundle is compiled each run
+KEEP = 16  # stored catalogs kept (two modes and three phases of a few bundles)
 
 
 def load_or_prepare(opts: Options, cfg: Config, bundle: Any, system: Any, backups: Any,
                     facts: Any, secrets: Callable[[Any], str]) -> Prepared:
     """The catalog of this run: the stored one if its key still holds, else
     :func:`agent.compile.prepare.prepare`'s, stored for the next run when it may be."""
-    folder = getattr(bundle, "cache_dir", None)
+    parsed = getattr(bundle, "cache_dir", None)
     path = key = None
-    if folder and os.environ.get("TRUEUP_CATALOG_CACHE", "") != "off":
+    if parsed and cfg.state_dir and os.environ.get("TRUEUP_CATALOG_CACHE", "") != "off":
         mode = "diffs" if opts.noop or opts.diff else "plain"
-        path = os.path.join(folder, f"catalog.{opts.phase}.{mode}.pickle")
+        path = os.path.join(catalogs_dir(cfg.state_dir),
+                            f"{os.path.basename(parsed)}.{opts.phase}.{mode}.pickle")
         key = inputs(opts, cfg, bundle)
         if key is not None:
             found = load(path, key, facts, system, backups, secrets, opts.phase)
@@ -64,9 +68,43 @@ def load_or_prepare(opts: Options, cfg: Config, bundle: Any, system: Any, backup
     from agent.compile.prepare import prepare
 
     prepared = prepare(opts, cfg, bundle, system, backups, facts, secrets)
-    if path is not None and key is not None and storable(prepared, facts):
-        store(path, key, prepared, facts, system, backups)
+    if path is not None:
+        if key is not None and storable(prepared, facts):
+            store(path, key, prepared, facts, system, backups)
+        else:  # what may be secret now must not stay on disk from an earlier compile
+            forget(path)
     return prepared
+
+
+def catalogs_dir(state_dir: str) -> str:
+    return os.path.join(state_dir, "cache", "catalogs")
+
+
+def forget(path: str) -> None:
+    """Remove every stored catalog of the bundle that ``path`` is one of."""
+    folder, name = os.path.split(path)
+    bundle = name.partition(".")[0] + "."
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for other in names:
+        if other.startswith(bundle):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, other))
+
+
+def _keep_recent(folder: str) -> None:
+    """Remove all but the :data:`KEEP` most recently written catalogs (and leftovers of
+    a killed run's writes)."""
+    try:
+        entries = [(e.stat().st_mtime_ns, e.path) for e in os.scandir(folder)]
+    except OSError:
+        return
+    entries.sort(reverse=True)
+    for _, path in entries[KEEP:]:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 # --------------------------------------------------------------------------- the key
@@ -247,6 +285,7 @@ def store(path: str, key: tuple[Any, ...], prepared: Prepared, facts: Any, syste
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
+        _keep_recent(os.path.dirname(path))
     except Exception:  # something unpicklable, a full disk: the next run just compiles
         with contextlib.suppress(OSError):
             os.unlink(tmp)
