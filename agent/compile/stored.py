@@ -12,7 +12,10 @@ compiled (the key):
 - the bundle: every entry of its folder (and of the folder of its Parameter Store
   recipes) by name, type, size, inode, mtime, ctime and link target, so an edit, a new
   file or a removed one changes it; the run lists, attributes and recipes that the
-  source gave beside the folder;
+  source gave beside the folder. A file changed less than :data:`RACY_NS` before the
+  compile could change again within the same tick of the file system's clock, keeping
+  its size and times: its content's digest is part of the key as well, checked on
+  every run (as git does for "racily clean" files);
 - the request: the run list given (``--runlist``, ``--event``, the configured one), the
   phase, ``-a`` assignments, the ``--attributes`` file (its path, size, inode, mtime and
   ctime), and whether file contents are shown as diffs (``plan``, ``--noop``, ``--diff``);
@@ -47,6 +50,7 @@ from agent.host.files import sha256
 FORMAT = 1
 MAX_ENTRIES = 20_000  # entries of a bundle's folder tree; a larger bundle is compiled each run
 KEEP = 16  # stored catalogs kept (two modes and three phases of a few bundles)
+RACY_NS = 3_000_000_000  # wider than the coarsest file-system clock tick (2 s on FAT)
 
 
 def load_or_prepare(opts: Options, cfg: Config, bundle: Any, system: Any, backups: Any,
@@ -65,12 +69,13 @@ def load_or_prepare(opts: Options, cfg: Config, bundle: Any, system: Any, backup
             if found is not None:
                 found.bundle = bundle
                 return found
+    racy = racy_digests(key) if key is not None else {}  # read before the compile reads
     from agent.compile.prepare import prepare
 
     prepared = prepare(opts, cfg, bundle, system, backups, facts, secrets)
     if path is not None:
         if key is not None and storable(prepared, facts):
-            store(path, key, prepared, facts, system, backups)
+            store(path, key, prepared, facts, system, backups, racy)
         else:  # what may be secret now must not stay on disk from an earlier compile
             forget(path)
     return prepared
@@ -125,20 +130,42 @@ def inputs(opts: Options, cfg: Config, bundle: Any) -> tuple[Any, ...] | None:
         if fetched.secrets or fetched.secret_attributes:
             return None
         extra = (fetched.root, fetched.runlists, fetched.attributes, fetched.recipes)
-    node_file = None
     if opts.attributes_file:
-        node_file = _stat_key(opts.attributes_file)
+        path = os.path.abspath(opts.attributes_file)
+        trees.append((os.path.dirname(path), [_stat_row(path, os.path.basename(path))]))
     return (FORMAT, __version__, sys.version, code_stamp(), trees, extra, opts.runlist,
             opts.event, opts.phase, bool(opts.noop or opts.diff), tuple(opts.assignments),
-            opts.attributes_file, node_file, cfg.runlist)
+            opts.attributes_file, cfg.runlist)
 
 
-def _stat_key(path: str) -> tuple[Any, ...] | None:
+def _stat_row(path: str, name: str) -> tuple[Any, ...]:
     try:
         st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+    except OSError as exc:
+        return (name, "error", exc.errno)
+    return (name, st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def racy_digests(key: tuple[Any, ...]) -> dict[str, str]:
+    """The content digest of each file of the key changed less than :data:`RACY_NS` ago."""
+    import time
+
+    since = time.time_ns() - RACY_NS
+    out: dict[str, str] = {}
+    for root, rows in key[4]:
+        for row in rows:
+            if len(row) > 5 and not stat.S_ISDIR(row[1]) and max(row[4], row[5]) >= since:
+                path = os.path.join(root, row[0])
+                out[path] = _content_digest(path)
+    return out
+
+
+def _content_digest(path: str) -> str:
+    try:
+        with open(path, "rb") as fh:
+            return sha256(fh.read()).hexdigest()
+    except OSError as exc:
+        return f"error {exc.errno}"
 
 
 def folder_tree(root: str) -> list[tuple[Any, ...]] | None:
@@ -252,7 +279,7 @@ def storable(prepared: Prepared, facts: Any) -> bool:
 
 
 def store(path: str, key: tuple[Any, ...], prepared: Prepared, facts: Any, system: Any,
-          backups: Any) -> bool:
+          backups: Any, racy: dict[str, str] | None = None) -> bool:
     """Write the catalog to ``path`` (whole, atomically, mode 0600); False if it cannot be.
 
     The run's services (the system, backups, pyinfra fact host, template renderer) are
@@ -279,7 +306,8 @@ def store(path: str, key: tuple[Any, ...], prepared: Prepared, facts: Any, syste
         body = io.BytesIO()
         Pickler(body, protocol=pickle.HIGHEST_PROTOCOL).dump(
             (prepared.runlist, prepared.catalog, prepared.attributes))
-        data = pickle.dumps((key, fact_digests, body.getvalue()), pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps((key, racy or {}, fact_digests, body.getvalue()),
+                            pickle.HIGHEST_PROTOCOL)
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "wb") as fh:
@@ -306,9 +334,12 @@ def load(path: str, key: tuple[Any, ...], facts: Any, system: Any, backups: Any,
 
     try:
         # the state dir is trueup's own (mode 0700): nobody else can write this file
-        stored_key, fact_digests, body = pickle.loads(data)  # noqa: S301
+        stored_key, racy, fact_digests, body = pickle.loads(data)  # noqa: S301
         if stored_key != key:
             return None
+        for file, digest in racy.items():
+            if _content_digest(file) != digest:
+                return None
         for name, digest in fact_digests.items():
             if _digest(facts[name]) != digest:
                 return None
