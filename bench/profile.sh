@@ -8,7 +8,9 @@
 #   noop.prof/.txt      cProfile of one no-op run (top 40 by cumulative and by own time)
 #   first.prof/.txt     the same for one first run (target removed first)
 #   floor.txt           wall medians of: python -c pass, import yaml, import jinja2,
-#                       import agent.cli, the empty bundle and the no-op, for scale
+#                       import agent.cli, the empty bundle and the no-op, for scale, and
+#                       the no-op compiled every run (TRUEUP_CATALOG_CACHE=off)
+#   modules.txt         how many modules the no-op imported (start-up included)
 # Runs the trueup interpreter (the console script's #! line) with the same environment as
 # bench/trueup/run.sh (state dir, bytecode cache outside the repo).
 set -uo pipefail
@@ -54,8 +56,13 @@ B="$W100_PYTHON $PEERS/common/bench.py -n ${RUNS:-10} --warmup 2 --"
   done
   printf '%-34s %s\n' "trueup/empty.sh" "$($B "$BENCH_DIR/trueup/empty.sh" | awk '/A wall s/{print $5" s ("$4"-"$6")"}')"
   printf '%-34s %s\n' "trueup/run.sh $S (no-op)" "$($B "$BENCH_DIR/trueup/run.sh" "$S" | awk '/A wall s/{print $5" s ("$4"-"$6")"}')"
+  printf '%-34s %s\n' "same, TRUEUP_CATALOG_CACHE=off" "$(TRUEUP_CATALOG_CACHE=off $B "$BENCH_DIR/trueup/run.sh" "$S" | awk '/A wall s/{print $5" s ("$4"-"$6")"}')"
 } > "$OUT/floor.txt"
+{ echo "modules -X importtime lists for one W$S no-op run (start-up included):"
+  grep -c '^import time:' "$OUT/importtime.raw" | awk '{print $1 - 1}'
+} > "$OUT/modules.txt"
 cat "$OUT/floor.txt"
+echo; cat "$OUT/modules.txt"
 echo; head -25 "$OUT/importtime.txt"
 echo; sed -n '1,45p' "$OUT/noop.txt"
 echo "profile in $OUT"
