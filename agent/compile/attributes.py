@@ -28,14 +28,15 @@ _WORD_CHARS = _WORD_START | frozenset("0123456789.-")
 
 
 def plain_scalar(raw: str) -> tuple[bool, Any]:
-    """``(True, value)`` when ``raw`` is a value YAML reads as a plain decimal integer or
-    a plain word, known without a YAML reader; ``(False, None)`` for anything else.
+    """``(True, value)`` when ``raw`` is a value YAML reads as a plain decimal integer (of
+    at most 18 digits) or a plain word, known without a YAML reader; ``(False, None)``
+    for anything else.
 
     A word starts with a letter, ``_`` or ``/`` and holds only letters, digits and
     ``_./-``: ``web01``, ``/srv/app``, ``eu-west-1``; true/false/null words (``yes``,
     ``off`` …) are left to YAML, as is every other number (``0x1f``, ``1.5``, ``010``).
     """
-    if raw.isdigit() and raw.isascii() and (raw == "0" or raw[0] != "0"):
+    if raw.isdigit() and raw.isascii() and len(raw) < 19 and (raw == "0" or raw[0] != "0"):
         return True, int(raw)
     if raw and raw[0] in _WORD_START and all(c in _WORD_CHARS for c in raw) \
             and raw.lower() not in YAML_WORDS:
