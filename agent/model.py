@@ -122,15 +122,17 @@ FAILED = "failed"
 SKIPPED = "skipped"      # a resource it depends on failed or was skipped
 GUARDED = "guarded"      # only_if / not_if said no
 IGNORED = "failed-ignored"  # failed with ignore_failure: true
+EXCLUDED = "skipped-by-condition"  # a `when:` kept it out of the catalog
 
 
 class Result(Record):
     """What happened to one resource in one run."""
 
     __slots__ = ("ident", "status", "changes", "error", "duration", "location", "notified",
-                 "attempts")
+                 "attempts", "reason")
     DEFAULTS = {"status": UNCHANGED, "changes": [], "error": None, "duration": 0.0,
-                "location": "", "notified": [], "attempts": 0}
+                "location": "", "notified": [], "attempts": 0, "reason": ""}
+    # reason: why it was skipped by condition
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -148,6 +150,8 @@ class Result(Record):
             out["notified"] = self.notified
         if self.attempts > 1:
             out["attempts"] = self.attempts
+        if self.reason:
+            out["reason"] = self.reason
         return out
 
     @classmethod
@@ -156,7 +160,8 @@ class Result(Record):
         return cls(data["resource"], data.get("status", UNCHANGED),
                    [Change.from_dict(c) for c in data.get("changes", [])], data.get("error"),
                    data.get("duration_ms", 0.0) / 1000, data.get("declared_at", ""),
-                   list(data.get("notified", [])), data.get("attempts", 1))
+                   list(data.get("notified", [])), data.get("attempts", 1),
+                   data.get("reason", ""))
 
 
 class AttrMapping(Mapping[str, Any]):

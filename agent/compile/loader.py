@@ -5,6 +5,7 @@ Layout of a bundle::
     runlist                 recipe names, one per line (or comma separated); '#' comments
     runlist.<event>         the run list of a lifecycle event (setup, configure, deploy …)
     attributes.yml          bundle attributes (or attributes.json)
+    bundle.yml              bundle-wide settings: templates: {trim_blocks, lstrip_blocks}
     <name>/recipe.yml       a recipe
     <name>/templates/       its Jinja2 templates
     <name>/files/           its static files
@@ -27,6 +28,7 @@ RECIPE_KEYS = {
     "attributes": "default attribute values (a mapping)",
     "resources": "the list of resources",
     "phase": "bake, boot or any: when its resources may run",
+    "when": "an expression: false keeps every resource of the recipe out of the run",
 }
 EVENTS = ("setup", "configure", "deploy", "undeploy", "shutdown")
 MAX_DEPENDS_DEPTH = 100  # recipes in one chain of depends, the first one included
@@ -36,9 +38,10 @@ class Recipe(Record):
     """One recipe of a bundle, as read from its recipe.yml."""
 
     __slots__ = ("name", "dir", "file", "description", "depends", "depends_lines", "attributes",
-                 "resources", "phase")
+                 "resources", "phase", "when", "when_line")
     DEFAULTS = {"description": "", "depends": [], "depends_lines": [], "attributes": {},
-                "resources": [], "phase": None}
+                "resources": [], "phase": None, "when": None, "when_line": 0}
+    # when: compile.loops.condition decides it
 
 
 class Bundle:
@@ -87,6 +90,11 @@ class Bundle:
             return None
         return parse_runlist(yamlfile.read_text(path)), path
 
+    def settings(self) -> dict[str, Any]:
+        """The bundle's bundle.yml (see :func:`parse_settings`); {} when it has none."""
+        path = os.path.join(self.root, "bundle.yml")
+        return parse_settings(path) if os.path.lexists(path) else {}
+
     def attributes(self) -> tuple[dict[str, Any], str] | None:
         """The bundle attributes file (attributes.yml or .json), if there is one."""
         for fname in ("attributes.yml", "attributes.yaml", "attributes.json"):
@@ -99,6 +107,36 @@ class Bundle:
                     raise TrueupError("attributes file must hold a mapping", path)
                 return data, path
         return None
+
+
+BUNDLE_SETTINGS = {"templates": {"trim_blocks": bool, "lstrip_blocks": bool}}
+
+
+def parse_settings(path: str) -> dict[str, Any]:
+    """A bundle.yml: ``{templates: {trim_blocks: bool, lstrip_blocks: bool}}``, checked."""
+    data = yamlfile.load(path)
+    if data is None:
+        return {}
+    if not isinstance(data, LineDict):
+        raise TrueupError("bundle.yml must hold a mapping, e.g. templates: {lstrip_blocks: "
+                          "true}", path)
+    for key, value in data.items():
+        line = data.lines[key]
+        allowed = BUNDLE_SETTINGS.get(key)
+        if allowed is None:
+            raise TrueupError(f"unknown bundle setting {key!r}; allowed: "
+                              f"{', '.join(BUNDLE_SETTINGS)}", path, line)
+        if not isinstance(value, LineDict):
+            raise TrueupError(f"{key} must be a mapping of {', '.join(allowed)}", path, line)
+        for name, setting in value.items():
+            want = allowed.get(name)
+            if want is None:
+                raise TrueupError(f"unknown {key} setting {name!r}; allowed: "
+                                  f"{', '.join(allowed)}", path, value.lines[name])
+            if not isinstance(setting, want):
+                raise TrueupError(f"{key}.{name} must be true or false, not {setting!r}",
+                                  path, value.lines[name])
+    return data
 
 
 def parse_runlist(text: str) -> list[str]:
@@ -158,6 +196,11 @@ def parse_recipe(name: str, folder: str, file: str, cache_dir: str | None = None
             if value not in ("bake", "boot", "any"):
                 raise TrueupError(f"phase must be bake, boot or any, not {value!r}", file, line)
             recipe.phase = value
+        elif key == "when":
+            if not isinstance(value, (str, bool)):
+                raise TrueupError("when must be an expression such as \"{{ facts.os_family "
+                                  "== 'debian' }}\" or true/false", file, line)
+            recipe.when, recipe.when_line = value, line
     return recipe
 
 

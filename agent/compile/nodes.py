@@ -6,7 +6,7 @@ catalog (agent.compile.stored) imports neither the compiler nor its renderer.
 
 from __future__ import annotations
 
-from agent.model import Record
+from agent.model import FrozenRecord, Record
 from agent.resources import COMMON_FIELDS
 
 
@@ -14,19 +14,20 @@ class Node(Record):
     """A resource with what the engine needs to schedule it.
 
     ``dependents`` (filled by order()): resources that must not run if this one fails;
-    ``lines``: the line of each spec key.
+    ``lines``: the line of each spec key; ``item``: "item 2 (...)" for a resource made by a
+    loop.
     """
 
     __slots__ = ("res", "loc", "index", "recipe", "phase", "requires", "notify", "subscribe",
                  "immediately", "only_if", "not_if", "retries", "retry_delay",
-                 "ignore_failure", "dependents", "lines")
+                 "ignore_failure", "dependents", "lines", "item")
     DEFAULTS = {"requires": [], "notify": [], "subscribe": [],
                 "immediately": COMMON_FIELDS["immediately"].default,
                 "only_if": None, "not_if": None,
                 "retries": COMMON_FIELDS["retries"].default,
                 "retry_delay": COMMON_FIELDS["retry_delay"].default,
                 "ignore_failure": COMMON_FIELDS["ignore_failure"].default,
-                "dependents": [], "lines": {}}
+                "dependents": [], "lines": {}, "item": ""}
     HIDDEN = ("dependents",)  # a cycle back to this node: not in repr or ==
 
     @property
@@ -37,4 +38,11 @@ class Node(Record):
 class Catalog(Record):
     """Every resource of a run, in the order they converge."""
 
-    __slots__ = ("nodes", "by_ident")
+    __slots__ = ("nodes", "by_ident", "excluded")
+    DEFAULTS = {"excluded": []}
+
+
+class Excluded(FrozenRecord):
+    """A resource (or recipe) a ``when:`` kept out of the catalog, and why."""
+
+    __slots__ = ("ident", "loc", "reason")

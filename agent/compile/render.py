@@ -13,6 +13,7 @@ run Python; reaching for them is an error naming the attribute.
 
 from __future__ import annotations
 
+import copy
 import re
 import types
 from collections.abc import Callable, Mapping
@@ -33,28 +34,55 @@ class Renderer:
 
     def __init__(self, attributes: Mapping[str, Any], facts: Any,
                  functions: Mapping[str, Callable[..., Any]] | None = None,
-                 boot: Any = None) -> None:
+                 boot: Any = None, template_options: Mapping[str, bool] | None = None) -> None:
         self.boot = boot  # compile.phases.BootReads: which values read secrets or EC2 facts
         self.context: dict[str, Any] = {"attributes": attributes, "facts": facts}
         self.context.update(functions or {})
+        # how template files treat the whitespace around {% %} tags (see file())
+        self.template_options = {**TEMPLATE_DEFAULTS, **(template_options or {})}
         self._env: Any = None
         # True once a template asked for a random value (the random filter, lipsum()):
         # its catalog differs from run to run, so it is never stored (agent.compile.stored)
         self.volatile = False
+        self._file_envs: dict[tuple[bool, bool], Any] = {}
         self._compiled: dict[str, Any] = {}
-        self._files: dict[str, Any] = {}
+        self._files: dict[tuple[str, bool, bool], Any] = {}
+
+    def scoped(self, names: Mapping[str, Any]) -> Renderer:
+        """A renderer that also sees ``names`` (``item`` and ``loop_index`` of a loop).
+
+        It shares this one's Jinja environment and compiled templates (a compiled
+        template does not hold its context, so the caches stay valid).
+        """
+        child = copy.copy(self)
+        child.context = {**self.context, **names}
+        child.env = self.env  # type: ignore[method-assign] # one environment for both
+        return child
 
     # --- values in recipes --------------------------------------------------------
 
     def value(self, value: Any, extra: Mapping[str, Any] | None = None) -> Any:
-        """Render every string inside ``value`` (str, list or dict), recursively."""
+        """Render every string inside ``value`` (str, list or dict), recursively.
+
+        A string that is one ``{{ expression }}`` inside a list or mapping keeps the
+        expression's type, as Ansible does: ``variables: {conf: "{{ attributes.site }}"}``
+        passes the mapping itself. ``value`` itself, when a string, stays a string.
+        """
         if isinstance(value, str):
             return self.string(value, extra) if "{" in value else value
+        if extra:
+            return self.scoped(extra).value(value)
         if isinstance(value, list):
-            return [self.value(v, extra) for v in value]
+            return [self._inner(v) for v in value]
         if isinstance(value, dict):
-            return {k: self.value(v, extra) for k, v in value.items()}
+            return {k: self._inner(v) for k, v in value.items()}
         return value
+
+    def _inner(self, value: Any) -> Any:
+        if (isinstance(value, str) and value.startswith("{{") and value.endswith("}}")
+                and value.count("{{") == 1):
+            return _plain(self.native(value))
+        return self.value(value)
 
     def string(self, text: str, extra: Mapping[str, Any] | None = None) -> str:
         if "{{" not in text and "{%" not in text and "{#" not in text:
@@ -95,9 +123,10 @@ class Renderer:
                     return _resolve(self.context, expr)
                 except _Unsure:
                     pass
-            compiled = self.env().compile_expression(expr, undefined_to_none=False)
+            env = self.env()
+            compiled = env.compile_expression(expr, undefined_to_none=False)
             value = compiled(self.context)
-            _fail_if_undefined(value, self._env.undefined)
+            _fail_if_undefined(value, env.undefined)
             return value
         except RenderError:
             raise
@@ -106,9 +135,19 @@ class Renderer:
 
     # --- template files ------------------------------------------------------------
 
-    def file(self, path: str, variables: Mapping[str, Any] | None = None) -> str:
-        """Render the template file at ``path``; ``variables`` are top-level names too."""
-        template = self._files.get(path)
+    def file(self, path: str, variables: Mapping[str, Any] | None = None,
+             trim_blocks: bool | None = None, lstrip_blocks: bool | None = None) -> str:
+        """Render the template file at ``path``; ``variables`` are top-level names too.
+
+        ``trim_blocks`` (drop the newline after a ``{% %}`` tag) and ``lstrip_blocks``
+        (drop the spaces before one on its line) default to ``template_options``: the
+        bundle's, else Ansible's (trim on, lstrip off).
+        """
+        trim = self.template_options["trim_blocks"] if trim_blocks is None else trim_blocks
+        lstrip = (self.template_options["lstrip_blocks"] if lstrip_blocks is None
+                  else lstrip_blocks)
+        key = (path, bool(trim), bool(lstrip))
+        template = self._files.get(key)
         if template is None:
             try:
                 source = files.read_text(path, files.MAX_SOURCE_BYTES)
@@ -118,8 +157,8 @@ class Renderer:
                 raise RenderError("template file not found") from None
             except (OSError, UnicodeDecodeError) as exc:
                 raise RenderError(f"cannot read template: {exc}") from None
-            template = self._files[path] = (_Placeholders.parse(source)
-                                            or self._jinja_file(source))
+            template = self._files[key] = (_Placeholders.parse(source)
+                                           or self._jinja_file(source, key[1:]))
         ctx = dict(self.context)
         if variables:
             ctx.update(variables)
@@ -128,25 +167,35 @@ class Renderer:
             try:
                 return template.render(ctx)
             except _Unsure:
-                template = self._files[path] = self._jinja_file(template.source)
+                template = self._files[key] = self._jinja_file(template.source, key[1:])
                 return template.render(ctx)
         except RenderError:
             raise
         except Exception as exc:
             raise RenderError(_message(exc), _template_line(exc)) from None
 
-    def _jinja_file(self, source: str) -> Any:
+    def _jinja_file(self, source: str, options: tuple[bool, bool]) -> Any:
         try:
-            return self.env().from_string(source)
+            return self._file_env(options).from_string(source)
         except Exception as exc:
             raise RenderError(f"template syntax error: {_message(exc)}",
                               getattr(exc, "lineno", None)) from None
+
+    def _file_env(self, options: tuple[bool, bool]) -> Any:
+        """The environment for template files with these (trim_blocks, lstrip_blocks)."""
+        env = self._file_envs.get(options)
+        if env is None:
+            env = self._file_envs[options] = self.env().overlay(
+                trim_blocks=options[0], lstrip_blocks=options[1])
+        return env
 
     def env(self) -> Any:
         """The Jinja2 environment (made on first use): sandboxed, strict about undefined
         names, trailing newline kept, no escaping."""
         if self._env is None:
             import jinja2
+
+            from agent.compile import filters
 
             env = _bounded_environment()(
                 undefined=jinja2.StrictUndefined,
@@ -156,6 +205,7 @@ class Renderer:
             for table, name in ((env.filters, "random"), (env.globals, "lipsum")):
                 if name in table:
                     table[name] = self._noting_volatile(table[name])
+            filters.install(env)
             self._env = env
         return self._env
 
@@ -170,6 +220,22 @@ class Renderer:
 
         return volatile
 
+
+def _plain(value: Any) -> Any:
+    """A rendered value as recipe data: YAML's types (a tuple becomes a list) and mappings;
+    any other object as its text (an offline secret attribute fails there, before any
+    change, as it does in a string)."""
+    if value is None or isinstance(value, (str, int, float, bool, list, dict, Mapping)):
+        return value
+    if isinstance(value, tuple):
+        return list(value)
+    return str(value)
+
+
+#: Template files, like Ansible's template module: the newline after a block tag is
+#: dropped, the indentation before one is kept. A bundle's ``bundle.yml`` or a template's
+#: own fields change them.
+TEMPLATE_DEFAULTS = {"trim_blocks": True, "lstrip_blocks": False}
 
 MAX_ITEMS = 1_000_000  # the longest string or sequence ``*`` may build in a template
 MAX_POWER_BITS = 100_000  # the largest integer ``**`` may build

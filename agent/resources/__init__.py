@@ -54,6 +54,9 @@ COMMON_FIELDS: dict[str, Field] = {
     "ignore_failure": f(bool, False, "a failure is reported but counts as success"),
     "sensitive": f(bool, False, "never show values or diffs of this resource"),
     "phase": f(str, None, "bake, boot or any", choices=("bake", "boot", "any")),
+    "loop": f((list, dict, str), None, "one resource per item: a list, a mapping or "
+              "\"{{ expression }}\"; item and loop_index in its values"),
+    "when": f((str, bool), None, "expression: false keeps the resource out of the catalog"),
 }
 
 
@@ -190,6 +193,9 @@ class Resource:
     SENSITIVE_EXAMPLE: ClassVar[dict[str, Any]] = {}
     STATES: ClassVar[tuple[str, ...]] = ("present", "absent")
     ACTIONS: ClassVar[tuple[str, ...]] = ()
+    # action → the actions it makes unneeded for the rest of the run: a service restarted
+    # in a run is not reloaded later in that run (the engine skips them, see engine.runner)
+    ABSORBS: ClassVar[dict[str, tuple[str, ...]]] = {"restart": ("reload",)}
     # False for kinds that act every time they are asked (a command without guard)
     IDEMPOTENT: ClassVar[bool] = True
     # True for kinds that change the whole system (packages, services, users …): their
@@ -256,6 +262,12 @@ class Resource:
     def converges(self) -> bool:
         """Whether check() must be empty after apply() (False for unguarded commands)."""
         return self.IDEMPOTENT
+
+    @property
+    def reports_changes(self) -> bool:
+        """False for a read-only resource (a command with ``changes: false``): it is
+        applied, and can fail, but the run never counts it as a change."""
+        return True
 
 
 def owner_changes(spec: Mapping[str, Any], st: Any) -> list[Change]:
