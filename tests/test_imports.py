@@ -53,6 +53,7 @@ KINDS = {"agent.resources.directory", "agent.resources.file", "agent.resources.t
 #: compiling (no stored catalog), with the recipe's parsed YAML cached: still no PyYAML,
 #: and no Jinja2 for templates that only substitute {{ names }}
 COMPILE = {"agent.compile.prepare", "agent.compile.catalog", "agent.compile.render",
+           "agent.compile.loops",
            "agent.compile.phases", "agent.compile.attributes", "copy", "weakref",
            "_weakrefset", "heapq", "_heapq"}
 
