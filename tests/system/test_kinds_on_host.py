@@ -12,7 +12,8 @@ the host from the wheel:
 
 Example keys starting with '_' prepare the host first: ``_unit`` is a unit file body
 installed as /etc/systemd/system/<name>.service (without a daemon-reload: the service kind
-must cope with a unit systemd has not loaded yet). An unknown hint fails the test, so a new
+must cope with a unit systemd has not loaded yet); ``_files`` {absolute path: content (str or
+bytes)} writes files on the host. An unknown hint fails the test, so a new
 one cannot be silently ignored.
 
 The hosts have their own network namespace (the sysctl example sets net.core.somaxconn,
@@ -34,7 +35,7 @@ from agent.resources import load_all
 KINDS = load_all()
 SYSTEM_KINDS = {kind: cls for kind, cls in KINDS.items() if cls.SYSTEM}
 CASES = [(kind, i) for kind, cls in SYSTEM_KINDS.items() for i in range(len(cls.EXAMPLES))]
-HINTS = {"_unit"}
+HINTS = {"_unit", "_files"}
 BUNDLE = "/srv/bundle"
 
 pytestmark = pytest.mark.host
@@ -68,6 +69,8 @@ def test_example_converges_on_a_booted_host(kind: str, index: int, testhost_imag
     try:
         if "_unit" in example:
             host.write_file(f"/etc/systemd/system/{example[kind]}.service", example["_unit"])
+        for path, content in example.get("_files", {}).items():
+            host.write_file(path, content)
         host.write_file(f"{BUNDLE}/example/recipe.yml",
                         json.dumps({"resources": [spec]}, indent=2) + "\n")
         args = (BUNDLE, "--runlist", "example", "--detailed-exitcodes")
