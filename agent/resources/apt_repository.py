@@ -87,7 +87,9 @@ class AptRepository(Resource, kind="apt_repository"):
         for key in ("uri", "suites"):
             if not self.spec[key]:
                 raise SpecError(key, f"apt_repository needs {key}")
-        for key in ("uri", "suites", "components", "architectures", "types"):
+        if not _WORD.match(self.spec["uri"]):
+            raise SpecError("uri", f"uri {self.spec['uri']!r} may not hold spaces or #")
+        for key in ("suites", "components", "architectures", "types"):
             for word in _words(self.spec[key]):
                 if not _WORD.match(word):
                     raise SpecError(key, f"{key} value {word!r} may not hold spaces or #")
