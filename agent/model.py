@@ -53,6 +53,7 @@ FAILED = "failed"
 SKIPPED = "skipped"      # a resource it depends on failed or was skipped
 GUARDED = "guarded"      # only_if / not_if said no
 IGNORED = "failed-ignored"  # failed with ignore_failure: true
+EXCLUDED = "skipped-by-condition"  # a `when:` kept it out of the catalog
 
 
 @dataclass(slots=True)
@@ -67,6 +68,7 @@ class Result:
     location: str = ""
     notified: list[str] = field(default_factory=list)
     attempts: int = 0
+    reason: str = ""  # why it was skipped by condition
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -84,6 +86,8 @@ class Result:
             out["notified"] = self.notified
         if self.attempts > 1:
             out["attempts"] = self.attempts
+        if self.reason:
+            out["reason"] = self.reason
         return out
 
     @classmethod
@@ -92,7 +96,8 @@ class Result:
         return cls(data["resource"], data.get("status", UNCHANGED),
                    [Change.from_dict(c) for c in data.get("changes", [])], data.get("error"),
                    data.get("duration_ms", 0.0) / 1000, data.get("declared_at", ""),
-                   list(data.get("notified", [])), data.get("attempts", 1))
+                   list(data.get("notified", [])), data.get("attempts", 1),
+                   data.get("reason", ""))
 
 
 class AttrMapping(Mapping[str, Any]):

@@ -6,12 +6,14 @@ file and line, raised before the first change.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.compile import loops
 from agent.compile.loader import Recipe
 from agent.compile.render import Renderer, RenderError
 from agent.compile.yamlfile import LineDict
@@ -24,6 +26,8 @@ PHASES = {"bake": ("bake", "any"), "boot": ("boot", "any"), "all": ("bake", "boo
 # (a Jinja message quotes the expression, and a literal in it can be the secret).
 HIDDEN_DETAILS = "details hidden: the resource is sensitive"
 HIDDEN_RENDER_ERROR = f"cannot be rendered ({HIDDEN_DETAILS})"
+#: Fields the compiler consumes itself (agent.compile.loops): never part of a spec.
+COMPILE_ONLY = frozenset({"loop", "when"})
 
 
 @dataclass
@@ -47,6 +51,7 @@ class Node:
     # filled by order(): resources that must not run if this one fails
     dependents: list[Node] = field(default_factory=list)
     lines: dict[str, int] = field(default_factory=dict)  # line of each spec key
+    item: str = ""  # "item 2 (...)" for a resource made by a loop
 
     @property
     def ident(self) -> str:
@@ -59,6 +64,16 @@ class Catalog:
 
     nodes: list[Node]
     by_ident: dict[str, Node]
+    excluded: list[Excluded] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Excluded:
+    """A resource (or recipe) a ``when:`` kept out of the catalog, and why."""
+
+    ident: str
+    loc: Location
+    reason: str
 
 
 def _check_type(key: str, value: Any, fld: Field) -> Any:
@@ -114,30 +129,66 @@ def _holds_nul(value: Any) -> bool:
 
 def compile_catalog(recipes: list[Recipe], renderer: Renderer,
                     make_context: Callable[[Recipe], Context], phase: str = "all") -> Catalog:
-    """Render and validate every resource of ``recipes``; order them; check references."""
+    """Render and validate every resource of ``recipes``; order them; check references.
+
+    ``loop:`` makes one resource per item and ``when:`` keeps a resource (or a recipe)
+    out: each one kept out is listed in ``Catalog.excluded`` (agent.compile.loops).
+    """
     nodes: list[Node] = []
     by_ident: dict[str, Node] = {}
+    excluded: list[Excluded] = []
     wanted = PHASES[phase]
     for recipe in recipes:
         ctx = make_context(recipe)
+        if recipe.when is not None and not _holds(recipe.when, renderer, recipe.file,
+                                                  recipe.when_line, False):
+            excluded.append(Excluded(f"recipe:{recipe.name}",
+                                     Location(recipe.file, recipe.when_line),
+                                     _reason(recipe.when)))
+            excluded += _names_of(recipe, renderer)
+            continue
         for pos, item in enumerate(recipe.resources):
             line = recipe.resources.lines[pos]
-            node = _compile_one(recipe, item, line, ctx, renderer, len(nodes), wanted)
-            if node is None:
+            kind, cls, item_phase = _shape(recipe, item, line)
+            if item_phase not in wanted:
                 continue
-            twin = by_ident.get(node.ident)
-            if twin is not None:
-                raise TrueupError(f"duplicate resource {node.ident}: already declared at "
-                                  f"{twin.loc}; declare it once (merge the fields)",
-                                  recipe.file, line)
-            by_ident[node.ident] = node
-            nodes.append(node)
-    _resolve(nodes, by_ident, phase == "all")
-    return Catalog(_order(nodes, by_ident), by_ident)
+            hide = _hides_values(item)
+            for scope, about in _scopes(recipe, item, line, renderer, hide):
+                scoped = renderer if scope is None else renderer.scoped(scope)
+                if "when" in item and not _holds(item["when"], scoped, recipe.file,
+                                                 item.lines["when"], hide):
+                    excluded.append(Excluded(_name_or_raw(item[kind], kind, scoped),
+                                             Location(recipe.file, line),
+                                             _reason(item["when"], about)))
+                    continue
+                item_ctx = ctx if scope is None else _scoped_context(ctx, scoped)
+                node = _compile_one(recipe, item, line, item_ctx, scoped, len(nodes), kind, cls,
+                                    item_phase)
+                node.item = about
+                twin = by_ident.get(node.ident)
+                if twin is not None:
+                    raise _duplicate(node, twin, recipe.file, line)
+                by_ident[node.ident] = node
+                nodes.append(node)
+    _resolve(nodes, by_ident, phase == "all", {e.ident for e in excluded})
+    return Catalog(_order(nodes, by_ident), by_ident, excluded)
 
 
-def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: Renderer,
-                 index: int, wanted: tuple[str, ...]) -> Node | None:
+def _duplicate(node: Node, twin: Node, file: str, line: int) -> TrueupError:
+    """Two declarations render to one identity: name both (and their loop items)."""
+    if node.item and twin.item and twin.loc == node.loc:
+        return TrueupError(f"duplicate resource {node.ident}: {twin.item} and {node.item} of "
+                           "this loop both render to that name; make each item's name "
+                           "unique (use item in the name)", file, line)
+    this = f" ({node.item})" if node.item else ""
+    that = f" ({twin.item})" if twin.item else ""
+    return TrueupError(f"duplicate resource {node.ident}{this}: already declared at "
+                       f"{twin.loc}{that}; declare it once (merge the fields)", file, line)
+
+
+def _shape(recipe: Recipe, item: Any, line: int) -> tuple[str, type[Resource], str]:
+    """The kind, class and phase of a declaration, checked before anything is rendered
+    (so ``validate`` finds a misspelt field even in a resource a condition keeps out)."""
     file = recipe.file
     if not isinstance(item, LineDict) or not item:
         raise TrueupError("each resource is a mapping that starts with '<type>: <name>', "
@@ -158,9 +209,73 @@ def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: R
     if phase not in ("bake", "boot", "any"):
         raise TrueupError(f"phase must be bake, boot or any, not {phase!r}", file,
                           item.lines.get("phase", line))
-    if phase not in wanted:
-        return None
+    return kind, cls, phase
 
+
+def _scopes(recipe: Recipe, item: LineDict, line: int, renderer: Renderer,
+            hide: bool) -> list[tuple[dict[str, Any] | None, str]]:
+    """The names each copy of a declaration renders with: one copy without ``loop``,
+    else one per item (``item``, ``loop_index``), each with its description."""
+    if "loop" not in item:
+        return [(None, "")]
+    at = item.lines["loop"]
+    try:
+        items = loops.loop_items(item["loop"], renderer)
+    except (RenderError, loops.LoopError) as exc:
+        raise TrueupError(_loop_message("loop", exc, hide), recipe.file, at) from None
+    return [({"item": value, "loop_index": i}, loops.describe_item(i, value, hide))
+            for i, value in enumerate(items)]
+
+
+def _holds(raw: Any, renderer: Renderer, file: str, line: int, hide: bool) -> bool:
+    try:
+        return loops.condition(raw, renderer)
+    except (RenderError, loops.LoopError) as exc:
+        raise TrueupError(_loop_message("when", exc, hide), file, line) from None
+
+
+def _loop_message(key: str, exc: Exception, hide: bool) -> str:
+    if hide:  # the message may quote the value
+        return f"{key} {HIDDEN_RENDER_ERROR}" if isinstance(exc, RenderError) else \
+            f"{key} gives no usable value ({HIDDEN_DETAILS})"
+    return str(exc) if isinstance(exc, loops.LoopError) else f"{key}: {exc}"
+
+
+def _reason(raw: Any, about: str = "") -> str:
+    text = raw if isinstance(raw, str) else str(raw).lower()
+    return f"when: {text} is false" + (f" for {about}" if about else "")
+
+
+def _name_or_raw(raw: Any, kind: str, renderer: Renderer) -> str:
+    """The identity a kept-out resource would have had; its name unrendered when that
+    name cannot be rendered (a condition often guards exactly that)."""
+    text = str(raw)
+    with contextlib.suppress(RenderError):
+        text = renderer.string(text)
+    return f"{kind}:{text}"
+
+
+def _names_of(recipe: Recipe, renderer: Renderer) -> list[Excluded]:
+    """Every resource of a recipe kept out by its ``when`` (a loop counts once)."""
+    out = []
+    for pos, item in enumerate(recipe.resources):
+        if isinstance(item, LineDict) and item:
+            kind = next(iter(item))
+            out.append(Excluded(_name_or_raw(item[kind], str(kind), renderer),
+                                Location(recipe.file, recipe.resources.lines[pos]),
+                                f"recipe {recipe.name} kept out by its when"))
+    return out
+
+
+def _scoped_context(ctx: Context, renderer: Renderer) -> Context:
+    """``ctx`` whose templates also see the loop's names."""
+    return Context(ctx.recipe_dir, ctx.recipe, renderer.file, ctx.backups, ctx.system,
+                   ctx.fact_host, ctx.diffs)
+
+
+def _compile_one(recipe: Recipe, item: LineDict, line: int, ctx: Context, renderer: Renderer,
+                 index: int, kind: str, cls: type[Resource], phase: str) -> Node:
+    file = recipe.file
     raw_name = item[kind]
     if isinstance(raw_name, (int, float)) and not isinstance(raw_name, bool):
         raw_name = str(raw_name)
@@ -176,7 +291,7 @@ def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: R
     try:
         name = renderer.string(raw_name)
         for key, value in item.items():
-            if key == kind:
+            if key == kind or key in COMPILE_ONLY:
                 continue
             fld = cls.SPEC_FIELDS[key]
             try:
@@ -283,20 +398,25 @@ def _split_action(text: str) -> tuple[str, str]:
     return text.strip(), ""
 
 
-def _resolve(nodes: list[Node], by_ident: dict[str, Node], strict: bool) -> None:
-    """Check that every reference names a declared resource and a known action."""
+def _resolve(nodes: list[Node], by_ident: dict[str, Node], strict: bool,
+             excluded: set[str] | frozenset[str] = frozenset()) -> None:
+    """Check that every reference names a declared resource and a known action.
+
+    A reference to a resource a ``when:`` kept out (``excluded``) is dropped, as one
+    to a resource of another phase is when a single phase runs.
+    """
     for node in nodes:
         node.requires = [r for r in node.requires
-                         if _target(node, r, "requires", by_ident, strict)]
+                         if _target(node, r, "requires", by_ident, strict, excluded)]
         notify = []
         for ident, action in node.notify:
-            tgt = _target(node, ident, "notify", by_ident, strict)
+            tgt = _target(node, ident, "notify", by_ident, strict, excluded)
             if tgt is not None:
                 notify.append((ident, _action(node, tgt.res, action, "notify")))
         node.notify = notify
         node.subscribe = [(ident, _action(node, node.res, action, "subscribe"))
                           for ident, action in node.subscribe
-                          if _target(node, ident, "subscribe", by_ident, strict)]
+                          if _target(node, ident, "subscribe", by_ident, strict, excluded)]
 
 
 def _line(node: Node, key: str) -> int:
@@ -304,9 +424,9 @@ def _line(node: Node, key: str) -> int:
 
 
 def _target(node: Node, ident: str, key: str, by_ident: dict[str, Node],
-            strict: bool) -> Node | None:
+            strict: bool, excluded: set[str] | frozenset[str] = frozenset()) -> Node | None:
     found = by_ident.get(ident)
-    if found is None and strict:
+    if found is None and strict and ident not in excluded:
         raise TrueupError(f"{key} {ident!r} names no declared resource"
                           f"{did_you_mean(ident, list(by_ident))}", node.loc.file, _line(node, key))
     return found

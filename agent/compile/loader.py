@@ -27,6 +27,7 @@ RECIPE_KEYS = {
     "attributes": "default attribute values (a mapping)",
     "resources": "the list of resources",
     "phase": "bake, boot or any: when its resources may run",
+    "when": "an expression: false keeps every resource of the recipe out of the run",
 }
 EVENTS = ("setup", "configure", "deploy", "undeploy", "shutdown")
 MAX_DEPENDS_DEPTH = 100  # recipes in one chain of depends, the first one included
@@ -45,6 +46,8 @@ class Recipe:
     attributes: dict[str, Any] = field(default_factory=dict)
     resources: list[Any] = field(default_factory=list)
     phase: str | None = None
+    when: Any = None  # compile.loops.condition decides it
+    when_line: int = 0
 
 
 class Bundle:
@@ -164,6 +167,11 @@ def parse_recipe(name: str, folder: str, file: str, cache_dir: str | None = None
             if value not in ("bake", "boot", "any"):
                 raise TrueupError(f"phase must be bake, boot or any, not {value!r}", file, line)
             recipe.phase = value
+        elif key == "when":
+            if not isinstance(value, (str, bool)):
+                raise TrueupError("when must be an expression such as \"{{ facts.os_family "
+                                  "== 'debian' }}\" or true/false", file, line)
+            recipe.when, recipe.when_line = value, line
     return recipe
 
 

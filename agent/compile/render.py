@@ -13,6 +13,7 @@ run Python; reaching for them is an error naming the attribute.
 
 from __future__ import annotations
 
+import copy
 import re
 import types
 from collections.abc import Callable, Mapping
@@ -40,6 +41,17 @@ class Renderer:
         self._env: Any = None
         self._compiled: dict[str, Any] = {}
         self._files: dict[str, Any] = {}
+
+    def scoped(self, names: Mapping[str, Any]) -> Renderer:
+        """A renderer that also sees ``names`` (``item`` and ``loop_index`` of a loop).
+
+        It shares this one's Jinja environment and compiled templates (a compiled
+        template does not hold its context, so the caches stay valid).
+        """
+        child = copy.copy(self)
+        child.context = {**self.context, **names}
+        child.env = self.env  # type: ignore[method-assign] # one environment for both
+        return child
 
     # --- values in recipes --------------------------------------------------------
 
@@ -92,9 +104,10 @@ class Renderer:
                     return _resolve(self.context, expr)
                 except _Unsure:
                     pass
-            compiled = self.env().compile_expression(expr, undefined_to_none=False)
+            env = self.env()
+            compiled = env.compile_expression(expr, undefined_to_none=False)
             value = compiled(self.context)
-            _fail_if_undefined(value, self._env.undefined)
+            _fail_if_undefined(value, env.undefined)
             return value
         except RenderError:
             raise

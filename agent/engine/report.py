@@ -12,11 +12,23 @@ from typing import Any, TextIO
 
 from agent.errors import TrueupError
 from agent.host.system import write_file_atomic
-from agent.model import CHANGED, FAILED, GUARDED, IGNORED, SKIPPED, UNCHANGED, Result
+from agent.model import (
+    CHANGED,
+    EXCLUDED,
+    FAILED,
+    GUARDED,
+    IGNORED,
+    SKIPPED,
+    UNCHANGED,
+    Result,
+)
 from agent.redact import HIDDEN, REDACTOR
 
-STATUSES = (CHANGED, FAILED, IGNORED, SKIPPED, GUARDED, UNCHANGED)
-COLOURS = {CHANGED: "33", FAILED: "31", IGNORED: "35", SKIPPED: "36", GUARDED: "2"}
+STATUSES = (CHANGED, FAILED, IGNORED, SKIPPED, GUARDED, UNCHANGED, EXCLUDED)
+#: Statuses a report stored by an older trueup may lack in its totals.
+NEWER_STATUSES = (EXCLUDED,)
+COLOURS = {CHANGED: "33", FAILED: "31", IGNORED: "35", SKIPPED: "36", GUARDED: "2",
+           EXCLUDED: "2"}
 
 
 def totals(results: list[Result]) -> dict[str, int]:
@@ -78,10 +90,15 @@ class Console:
     def result(self, result: Result) -> None:
         if self.live is not None:
             self.live.finished(result.ident)
-        if result.status in (UNCHANGED, GUARDED):
+        if result.status in (UNCHANGED, GUARDED) or (result.status == EXCLUDED
+                                                     and not self.noop):
             return
         label = "would change" if self.noop and result.status == CHANGED else result.status
+        if result.status == EXCLUDED:
+            label = "skipped"
         line = f"{self.paint(label.ljust(12), COLOURS.get(result.status))} {result.ident}"
+        if result.reason:
+            line += f"  by condition ({result.reason})"
         if result.changes:
             line += "  " + ", ".join(_change_text(c) for c in result.changes)
         if result.error:
@@ -98,9 +115,10 @@ class Console:
         t = report["totals"]
         verb = "would change" if self.noop else "changed"
         parts = [f"{t[CHANGED]} {verb}", f"{t[FAILED]} failed"]
-        for status in (SKIPPED, IGNORED, GUARDED):
-            if t[status]:
-                parts.append(f"{t[status]} {status}")
+        for status in (SKIPPED, IGNORED, GUARDED, EXCLUDED):
+            if t.get(status):
+                word = "skipped by condition" if status == EXCLUDED else status
+                parts.append(f"{t[status]} {word}")
         text = (f"{label or 'trueup ' + report['mode']}: {', '.join(parts)}, "
                 f"{t[UNCHANGED]} unchanged ({t['total']} resources) in "
                 f"{report['duration_s']:.2f}s")
@@ -341,7 +359,7 @@ def _shape_problem(report: Any) -> str:
             return f"a resource entry is not a result: {_clip(entry)}"
     totals = report.get("totals")
     if totals is not None:
-        wanted = (*STATUSES, "total")
+        wanted = (*(s for s in STATUSES if s not in NEWER_STATUSES), "total")
         if not (isinstance(totals, dict) and all(_is_number(totals.get(k)) for k in wanted)
                 and _is_number(report.get("duration_s"))):
             return "'totals' or 'duration_s' is not a count"

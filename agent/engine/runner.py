@@ -18,6 +18,7 @@ from agent.errors import ResourceError
 from agent.host.system import System
 from agent.model import (
     CHANGED,
+    EXCLUDED,
     FAILED,
     GUARDED,
     IGNORED,
@@ -55,8 +56,13 @@ class Runner:
         for node in catalog.nodes:
             for ident, action in node.subscribe:
                 self.subscribers.setdefault(ident, []).append((node, action))
+        # kept out by `when:`: reported, never converged
+        self.excluded = [Result(e.ident, EXCLUDED, location=str(e.loc), reason=e.reason)
+                         for e in catalog.excluded]
 
     def run(self) -> list[Result]:
+        for result in self.excluded:
+            self.on_result(result)
         for node in self.catalog.nodes:
             if node.ident in self.blocked:
                 result = Result(node.ident, SKIPPED, location=str(node.loc),
@@ -83,8 +89,10 @@ class Runner:
         return self.finished()
 
     def finished(self) -> list[Result]:
-        """The results decided so far, in catalog order (all of them once run() returns)."""
-        return [self.results[n.ident] for n in self.catalog.nodes if n.ident in self.results]
+        """The results decided so far, in catalog order (all of them once run() returns),
+        then those of the resources a condition kept out."""
+        return ([self.results[n.ident] for n in self.catalog.nodes if n.ident in self.results]
+                + self.excluded)
 
     def unfinished(self) -> list[str]:
         """Identities not converged yet: not reached, or being converged (``current``).

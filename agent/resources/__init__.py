@@ -57,6 +57,9 @@ COMMON_FIELDS: dict[str, Field] = {
     "ignore_failure": f(bool, False, "a failure is reported but counts as success"),
     "sensitive": f(bool, False, "never show values or diffs of this resource"),
     "phase": f(str, None, "bake, boot or any", choices=("bake", "boot", "any")),
+    "loop": f((list, dict, str), None, "one resource per item: a list, a mapping or "
+              "\"{{ expression }}\"; item and loop_index in its values"),
+    "when": f((str, bool), None, "expression: false keeps the resource out of the catalog"),
 }
 
 
