@@ -88,7 +88,7 @@ def test_a_system_user_with_home_root_never_owns_root(host: BootedHost) -> None:
 def _signed_repo(work: Path) -> tuple[Path, bytes]:
     """A flat repository with one package, InRelease signed by a fresh key; and that key."""
     gnupg = work / "gnupg"
-    gnupg.mkdir(mode=0o700)
+    gnupg.mkdir(mode=0o700, parents=True)
     env = {**os.environ, "GNUPGHOME": str(gnupg)}
 
     def gpg(*args: str) -> bytes:
