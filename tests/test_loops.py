@@ -279,6 +279,6 @@ def test_a_mapping_loops_over_its_entries_in_order():
     renderer = Renderer({"m": {"b": 1, "a": 2}}, None)
     assert loop_items("{{ attributes.m }}", renderer) == [{"key": "b", "value": 1},
                                                           {"key": "a", "value": 2}]
-    assert loop_items(["{{ attributes.m.a }}", "x"], renderer) == ["2", "x"]
+    assert loop_items(["{{ attributes.m.a }}", "x"], renderer) == [2, "x"]
     with pytest.raises(LoopError, match="loop must be a list"):
         loop_items("plain text", renderer)

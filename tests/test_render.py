@@ -242,3 +242,31 @@ def test_texts_jinja_reads_differently_are_left_to_jinja(text):
     renderer = Renderer(TRICKY, FACTS)
     expected = outcome(lambda: renderer.env().from_string(text).render(renderer.context))
     assert outcome(lambda: renderer.string(text)) == expected
+
+
+def test_a_whole_expression_inside_a_mapping_or_list_keeps_its_type():
+    r = Renderer({"v": {"site": {"name": "a", "port": 80}}, "pkgs": ["x"], "n": 3}, None)
+    assert r.value({"conf": "{{ attributes.v.site }}", "label": "port {{ attributes.n }}"}) \
+        == {"conf": {"name": "a", "port": 80}, "label": "port 3"}
+    assert r.value(["{{ attributes.pkgs }}", "{{ attributes.n }}", "{{ attributes.n + 1 }}"]) \
+        == [["x"], 3, 4]
+    assert r.value({"deep": [{"x": "{{ attributes.v.site.port }}"}]}) == {"deep": [{"x": 80}]}
+    assert r.value("{{ attributes.n }}") == "3"  # a field's own string stays a string
+
+
+def test_template_variables_keep_the_type_of_an_attribute(tmp_path, trueup):
+    from tests.helpers import write_bundle
+
+    target = tmp_path / "out.conf"
+    bundle = write_bundle(tmp_path / "b", {"web": f"""\
+        attributes:
+          v: {{site: {{name: demo, ports: [80, 443]}}}}
+        resources:
+          - template: {target}
+            source: site.j2
+            variables: {{conf: "{{{{ attributes.v.site }}}}"}}
+    """}, templates={"web/site.j2": "{{ conf.name }}:{% for p in conf.ports %} {{ p }}"
+                                    "{% endfor %}\n"}, runlist="web")
+    out = trueup("run", str(bundle))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert target.read_text() == "demo: 80 443\n"

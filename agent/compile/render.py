@@ -56,14 +56,27 @@ class Renderer:
     # --- values in recipes --------------------------------------------------------
 
     def value(self, value: Any, extra: Mapping[str, Any] | None = None) -> Any:
-        """Render every string inside ``value`` (str, list or dict), recursively."""
+        """Render every string inside ``value`` (str, list or dict), recursively.
+
+        A string that is one ``{{ expression }}`` inside a list or mapping keeps the
+        expression's type, as Ansible does: ``variables: {conf: "{{ attributes.site }}"}``
+        passes the mapping itself. ``value`` itself, when a string, stays a string.
+        """
         if isinstance(value, str):
             return self.string(value, extra) if "{" in value else value
+        if extra:
+            return self.scoped(extra).value(value)
         if isinstance(value, list):
-            return [self.value(v, extra) for v in value]
+            return [self._inner(v) for v in value]
         if isinstance(value, dict):
-            return {k: self.value(v, extra) for k, v in value.items()}
+            return {k: self._inner(v) for k, v in value.items()}
         return value
+
+    def _inner(self, value: Any) -> Any:
+        if (isinstance(value, str) and value.startswith("{{") and value.endswith("}}")
+                and value.count("{{") == 1):
+            return _plain(self.native(value))
+        return self.value(value)
 
     def string(self, text: str, extra: Mapping[str, Any] | None = None) -> str:
         if "{{" not in text and "{%" not in text and "{#" not in text:
@@ -164,6 +177,17 @@ class Renderer:
                 autoescape=False,  # noqa: S701 - renders config files, not HTML
             )
         return self._env
+
+
+def _plain(value: Any) -> Any:
+    """A rendered value as recipe data: YAML's types (a tuple becomes a list) and mappings;
+    any other object as its text (an offline secret attribute fails there, before any
+    change, as it does in a string)."""
+    if value is None or isinstance(value, (str, int, float, bool, list, dict, Mapping)):
+        return value
+    if isinstance(value, tuple):
+        return list(value)
+    return str(value)
 
 
 MAX_ITEMS = 1_000_000  # the longest string or sequence ``*`` may build in a template

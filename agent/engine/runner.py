@@ -122,6 +122,8 @@ class Runner:
                 result.status = CHANGED
                 if not self.noop:
                     self._apply(node, result)
+                if not res.reports_changes:  # read-only: it ran (or would), and that is all
+                    result.status, result.changes = UNCHANGED, []
         except (ResourceError, OSError) as exc:
             self._fail(node, result, _describe(exc))
         except Exception as exc:  # a bug in a kind must not stop the other resources

@@ -264,6 +264,12 @@ class Resource:
         """Whether check() must be empty after apply() (False for unguarded commands)."""
         return self.IDEMPOTENT
 
+    @property
+    def reports_changes(self) -> bool:
+        """False for a read-only resource (a command with ``changes: false``): it is
+        applied, and can fail, but the run never counts it as a change."""
+        return True
+
 
 def owner_changes(spec: Mapping[str, Any], st: Any) -> list[Change]:
     """Changes for the ``owner``/``group`` of ``spec`` against a stat result (None: absent)."""

@@ -28,11 +28,19 @@ class Command(Resource, kind="command"):
         timeout (int): seconds before the command is killed and fails.
         returns (list): exit codes that count as success (default [0]).
         refresh_only (bool): run only when notified (Puppet's refreshonly).
+        changes (bool): false for a read-only command (a config test, a health
+            check): it runs on every run but never counts as a change, so it notifies
+            nothing and a second run still reports 0 changes; a bad exit code still
+            fails it. ``plan`` does not run it.
 
     Example:
         - command: seed-index
           run: [/usr/local/bin/seed-index, --port, "{{ attributes.web.port }}"]
           creates: /var/www/index.html
+
+        - command: nginx-config-test
+          run: [nginx, -t]
+          changes: false
     """
 
     FIELDS = {
@@ -45,6 +53,7 @@ class Command(Resource, kind="command"):
         "timeout": f((int, float), None, "seconds before it is killed"),
         "returns": f((list, int), [0], "exit codes meaning success"),
         "refresh_only": f(bool, False, "run only when notified"),
+        "changes": f(bool, True, "false: read-only, runs every time, never a change"),
     }
     STATES = ("present",)
     ACTIONS = ("run",)
@@ -83,6 +92,10 @@ class Command(Resource, kind="command"):
     @property
     def converges(self) -> bool:
         return self.spec.get("creates") is not None
+
+    @property
+    def reports_changes(self) -> bool:
+        return bool(self.spec["changes"])
 
     def check(self) -> list[Change]:
         if self.spec.get("refresh_only"):

@@ -41,3 +41,45 @@ def test_an_existing_cwd_is_used(ctx: Context, tmp_path: Path) -> None:
     res = make(ctx, run=["/bin/sh", "-c", "pwd > out"], cwd=str(tmp_path))
     res.apply(res.check())
     assert (tmp_path / "out").read_text() == f"{tmp_path}\n"
+
+
+def test_a_read_only_command_runs_every_time_and_is_never_a_change(tmp_path: Path,
+                                                                    trueup: Any) -> None:
+    from tests.helpers import write_bundle
+
+    log = tmp_path / "ran"
+    bundle = write_bundle(tmp_path / "b", {"check": f"""\
+        resources:
+          - command: config-test
+            run: [/bin/sh, -c, 'echo x >> "$0"', {log}]
+            changes: false
+            notify: command:after run
+          - command: after
+            run: [/bin/sh, -c, 'echo notified >> "$0"', {log}]
+            refresh_only: true
+    """}, runlist="check")
+    for runs in (1, 2):
+        out = trueup("run", str(bundle), "--detailed-exitcodes")
+        assert out.returncode == 0, out.stdout + out.stderr  # no change: exit 0, not 2
+        assert "0 changed, 0 failed, 2 unchanged" in out.stdout
+        assert log.read_text() == "x\n" * runs  # it ran; it notified nothing
+    plan = trueup("plan", str(bundle), "--detailed-exitcodes")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert log.read_text() == "x\n" * 2  # plan runs nothing
+
+
+def test_a_read_only_command_still_fails_on_a_bad_exit_code(tmp_path: Path,
+                                                             trueup: Any) -> None:
+    from tests.helpers import write_bundle
+
+    bundle = write_bundle(tmp_path / "b", {"check": """\
+        resources:
+          - command: config-test
+            run: [/bin/sh, -c, 'echo "syntax error at line 3" >&2; exit 1']
+            changes: false
+    """}, runlist="check")
+    out = trueup("run", str(bundle), "--detailed-exitcodes")
+    assert out.returncode == 4, out.stdout + out.stderr
+    failed = [line for line in out.stdout.splitlines() if line.startswith("failed ")]
+    assert len(failed) == 1 and "command:config-test" in failed[0]
+    assert failed[0].endswith("exited with status 1: syntax error at line 3")
