@@ -62,7 +62,7 @@ class Pip(Resource, kind="pip"):
         "no_index": f(bool, False, "never use a package index"),
     }
     SYSTEM = True
-    EXAMPLES = [{"pip": "trueup-example", "virtualenv": "/opt/trueup-example/venv",
+    EXAMPLES = [{"pip": "trueup-example", "virtualenv": "/srv/trueup-example/venv",
                  "find_links": "/srv/wheels", "no_index": True,
                  "_wheels": {"trueup_example": "1.0"}}]
     SENSITIVE_EXAMPLE = {"pip": "label", "names": ["pkg-{canary}"],
