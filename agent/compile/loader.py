@@ -5,6 +5,7 @@ Layout of a bundle::
     runlist                 recipe names, one per line (or comma separated); '#' comments
     runlist.<event>         the run list of a lifecycle event (setup, configure, deploy …)
     attributes.yml          bundle attributes (or attributes.json)
+    bundle.yml              bundle-wide settings: templates: {trim_blocks, lstrip_blocks}
     <name>/recipe.yml       a recipe
     <name>/templates/       its Jinja2 templates
     <name>/files/           its static files
@@ -96,6 +97,11 @@ class Bundle:
             return None
         return parse_runlist(yamlfile.read_text(path)), path
 
+    def settings(self) -> dict[str, Any]:
+        """The bundle's bundle.yml (see :func:`parse_settings`); {} when it has none."""
+        path = os.path.join(self.root, "bundle.yml")
+        return parse_settings(path) if os.path.lexists(path) else {}
+
     def attributes(self) -> tuple[dict[str, Any], str] | None:
         """The bundle attributes file (attributes.yml or .json), if there is one."""
         for fname in ("attributes.yml", "attributes.yaml", "attributes.json"):
@@ -108,6 +114,36 @@ class Bundle:
                     raise TrueupError("attributes file must hold a mapping", path)
                 return data, path
         return None
+
+
+BUNDLE_SETTINGS = {"templates": {"trim_blocks": bool, "lstrip_blocks": bool}}
+
+
+def parse_settings(path: str) -> dict[str, Any]:
+    """A bundle.yml: ``{templates: {trim_blocks: bool, lstrip_blocks: bool}}``, checked."""
+    data = yamlfile.load(path)
+    if data is None:
+        return {}
+    if not isinstance(data, LineDict):
+        raise TrueupError("bundle.yml must hold a mapping, e.g. templates: {lstrip_blocks: "
+                          "true}", path)
+    for key, value in data.items():
+        line = data.lines[key]
+        allowed = BUNDLE_SETTINGS.get(key)
+        if allowed is None:
+            raise TrueupError(f"unknown bundle setting {key!r}; allowed: "
+                              f"{', '.join(BUNDLE_SETTINGS)}", path, line)
+        if not isinstance(value, LineDict):
+            raise TrueupError(f"{key} must be a mapping of {', '.join(allowed)}", path, line)
+        for name, setting in value.items():
+            want = allowed.get(name)
+            if want is None:
+                raise TrueupError(f"unknown {key} setting {name!r}; allowed: "
+                                  f"{', '.join(allowed)}", path, value.lines[name])
+            if not isinstance(setting, want):
+                raise TrueupError(f"{key}.{name} must be true or false, not {setting!r}",
+                                  path, value.lines[name])
+    return data
 
 
 def parse_runlist(text: str) -> list[str]:

@@ -111,7 +111,8 @@ def prepare(opts: Options, cfg: Config, bundle: Bundle, system: System, backups:
 
     boot = BootReads(opts.phase)  # secrets and EC2 facts: counted, never baked
     boot.watch_facts(facts)
-    renderer = Renderer(merged, facts, {"secret": boot.secret_function(secrets)}, boot)
+    renderer = Renderer(merged, facts, {"secret": boot.secret_function(secrets)}, boot,
+                        template_options=bundle.settings().get("templates"))
 
     fact_host = FactHost(system)
 

@@ -34,13 +34,16 @@ class Renderer:
 
     def __init__(self, attributes: Mapping[str, Any], facts: Any,
                  functions: Mapping[str, Callable[..., Any]] | None = None,
-                 boot: Any = None) -> None:
+                 boot: Any = None, template_options: Mapping[str, bool] | None = None) -> None:
         self.boot = boot  # compile.phases.BootReads: which values read secrets or EC2 facts
         self.context: dict[str, Any] = {"attributes": attributes, "facts": facts}
         self.context.update(functions or {})
+        # how template files treat the whitespace around {% %} tags (see file())
+        self.template_options = {**TEMPLATE_DEFAULTS, **(template_options or {})}
         self._env: Any = None
+        self._file_envs: dict[tuple[bool, bool], Any] = {}
         self._compiled: dict[str, Any] = {}
-        self._files: dict[str, Any] = {}
+        self._files: dict[tuple[str, bool, bool], Any] = {}
 
     def scoped(self, names: Mapping[str, Any]) -> Renderer:
         """A renderer that also sees ``names`` (``item`` and ``loop_index`` of a loop).
@@ -129,9 +132,19 @@ class Renderer:
 
     # --- template files ------------------------------------------------------------
 
-    def file(self, path: str, variables: Mapping[str, Any] | None = None) -> str:
-        """Render the template file at ``path``; ``variables`` are top-level names too."""
-        template = self._files.get(path)
+    def file(self, path: str, variables: Mapping[str, Any] | None = None,
+             trim_blocks: bool | None = None, lstrip_blocks: bool | None = None) -> str:
+        """Render the template file at ``path``; ``variables`` are top-level names too.
+
+        ``trim_blocks`` (drop the newline after a ``{% %}`` tag) and ``lstrip_blocks``
+        (drop the spaces before one on its line) default to ``template_options``: the
+        bundle's, else Ansible's (trim on, lstrip off).
+        """
+        trim = self.template_options["trim_blocks"] if trim_blocks is None else trim_blocks
+        lstrip = (self.template_options["lstrip_blocks"] if lstrip_blocks is None
+                  else lstrip_blocks)
+        key = (path, bool(trim), bool(lstrip))
+        template = self._files.get(key)
         if template is None:
             try:
                 source = files.read_text(path, files.MAX_SOURCE_BYTES)
@@ -141,8 +154,8 @@ class Renderer:
                 raise RenderError("template file not found") from None
             except (OSError, UnicodeDecodeError) as exc:
                 raise RenderError(f"cannot read template: {exc}") from None
-            template = self._files[path] = (_Placeholders.parse(source)
-                                            or self._jinja_file(source))
+            template = self._files[key] = (_Placeholders.parse(source)
+                                           or self._jinja_file(source, key[1:]))
         ctx = dict(self.context)
         if variables:
             ctx.update(variables)
@@ -151,19 +164,27 @@ class Renderer:
             try:
                 return template.render(ctx)
             except _Unsure:
-                template = self._files[path] = self._jinja_file(template.source)
+                template = self._files[key] = self._jinja_file(template.source, key[1:])
                 return template.render(ctx)
         except RenderError:
             raise
         except Exception as exc:
             raise RenderError(_message(exc), _template_line(exc)) from None
 
-    def _jinja_file(self, source: str) -> Any:
+    def _jinja_file(self, source: str, options: tuple[bool, bool]) -> Any:
         try:
-            return self.env().from_string(source)
+            return self._file_env(options).from_string(source)
         except Exception as exc:
             raise RenderError(f"template syntax error: {_message(exc)}",
                               getattr(exc, "lineno", None)) from None
+
+    def _file_env(self, options: tuple[bool, bool]) -> Any:
+        """The environment for template files with these (trim_blocks, lstrip_blocks)."""
+        env = self._file_envs.get(options)
+        if env is None:
+            env = self._file_envs[options] = self.env().overlay(
+                trim_blocks=options[0], lstrip_blocks=options[1])
+        return env
 
     def env(self) -> Any:
         """The Jinja2 environment (made on first use): sandboxed, strict about undefined
@@ -171,11 +192,15 @@ class Renderer:
         if self._env is None:
             import jinja2
 
-            self._env = _bounded_environment()(
+            from agent.compile import filters
+
+            env = _bounded_environment()(
                 undefined=jinja2.StrictUndefined,
                 keep_trailing_newline=True,
                 autoescape=False,  # noqa: S701 - renders config files, not HTML
             )
+            filters.install(env)
+            self._env = env
         return self._env
 
 
@@ -189,6 +214,11 @@ def _plain(value: Any) -> Any:
         return list(value)
     return str(value)
 
+
+#: Template files, like Ansible's template module: the newline after a block tag is
+#: dropped, the indentation before one is kept. A bundle's ``bundle.yml`` or a template's
+#: own fields change them.
+TEMPLATE_DEFAULTS = {"trim_blocks": True, "lstrip_blocks": False}
 
 MAX_ITEMS = 1_000_000  # the longest string or sequence ``*`` may build in a template
 MAX_POWER_BITS = 100_000  # the largest integer ``**`` may build

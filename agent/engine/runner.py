@@ -53,6 +53,7 @@ class Runner:
         self.decided: set[str] = set()  # identities the walk through the catalog has passed
         self.sent: set[tuple[str, str]] = set()  # delayed notifications done
         self.current: str | None = None  # the identity being converged or refreshed
+        self.done_actions: dict[str, set[str]] = {}  # ident → actions refreshed this run
         for node in catalog.nodes:
             for ident, action in node.subscribe:
                 self.subscribers.setdefault(ident, []).append((node, action))
@@ -82,7 +83,7 @@ class Runner:
             if result.status == CHANGED:
                 self._notify_from(node)
         self._settle()
-        for (ident, action), sources in self.queued.items():
+        for (ident, action), sources in self._delayed():
             self._refresh(self.catalog.by_ident[ident], action, sources)
             self.sent.add((ident, action))
         self.system.flush()
@@ -223,6 +224,28 @@ class Runner:
             else:
                 self.queued.setdefault((target.ident, action), []).append(node.ident)
 
+    def _delayed(self) -> list[tuple[tuple[str, str], list[str]]]:
+        """The delayed notifications in the order queued, except that an action another
+        queued action of the same target absorbs (a reload, when a restart is queued)
+        comes after it, so that it is skipped (see :meth:`_absorbed_by`)."""
+        queued = list(self.queued.items())
+
+        def absorbed(entry: tuple[tuple[str, str], list[str]]) -> bool:
+            (ident, action), _ = entry
+            absorbs = self.catalog.by_ident[ident].res.ABSORBS
+            return any(action in absorbs.get(other, ()) for (i, other) in self.queued
+                       if i == ident and other != action)
+
+        return sorted(queued, key=absorbed)  # stable: the order queued otherwise
+
+    def _absorbed_by(self, target: Node, action: str) -> str | None:
+        """The action done to ``target`` earlier in this run that makes ``action`` unneeded."""
+        absorbs = target.res.ABSORBS
+        for done in self.done_actions.get(target.ident, ()):
+            if action in absorbs.get(done, ()):
+                return done
+        return None
+
     def _refresh(self, target: Node, action: str, sources: list[str]) -> None:
         ident = target.ident
         result = self.results.get(ident)
@@ -236,12 +259,20 @@ class Runner:
         result.changes.append(change)
         result.notified.extend(s for s in sources if s not in result.notified)
         result.status = CHANGED
-        if not self.noop:
+        absorbed_by = self._absorbed_by(target, action)
+        if absorbed_by is not None:
+            done = "restarted" if absorbed_by == "restart" else f"{absorbed_by} done"
+            change.after = f"not needed: {done} by this run ({change.after})"
+        elif self.noop:  # what run would do: this action, which absorbs later ones
+            self.done_actions.setdefault(ident, set()).add(action)
+        else:
             start = time.perf_counter()
             self._step(target, f"{action} (notified)")
             try:
                 if target.res.refresh(action) is False:
                     change.after = f"not needed: started by this run ({change.after})"
+                else:
+                    self.done_actions.setdefault(ident, set()).add(action)
             except (ResourceError, OSError) as exc:
                 self._fail(target, result, _describe(exc), f"{action} failed: ")
             except Exception as exc:

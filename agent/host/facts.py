@@ -67,7 +67,18 @@ GATHERERS: dict[str, Callable[[Facts], Any]] = {
     "python_executable": lambda f: sys.executable,
     "env": lambda f: dict(os.environ),
     "ec2": lambda f: _instance(),
+    "init": lambda f: _machine().init(f._system),
+    "systemd_version": lambda f: _machine().systemd_version(f._system),
+    "virtual": lambda f: _machine().virtual(f._system),
+    "mounts": lambda f: _machine().mounts(f._system),
+    "selinux": lambda f: _machine().selinux(f._system),
 }
+
+
+def _machine() -> Any:
+    from agent.host import machine
+
+    return machine
 
 
 def _instance() -> Any:

@@ -196,6 +196,9 @@ class Resource:
     SENSITIVE_EXAMPLE: ClassVar[dict[str, Any]] = {}
     STATES: ClassVar[tuple[str, ...]] = ("present", "absent")
     ACTIONS: ClassVar[tuple[str, ...]] = ()
+    # action → the actions it makes unneeded for the rest of the run: a service restarted
+    # in a run is not reloaded later in that run (the engine skips them, see engine.runner)
+    ABSORBS: ClassVar[dict[str, tuple[str, ...]]] = {"restart": ("reload",)}
     # False for kinds that act every time they are asked (a command without guard)
     IDEMPOTENT: ClassVar[bool] = True
     # True for kinds that change the whole system (packages, services, users …): their

@@ -15,7 +15,8 @@ class Service(Resource, kind="service"):
     systemd says the unit file changed on disk, ``systemctl daemon-reload`` runs
     first. A service this run started (or restarted) itself is not restarted or
     reloaded again for a notification: everything that notifies it is ordered
-    before it, so it already runs with those changes.
+    before it, so it already runs with those changes. A service restarted for a
+    notification is not reloaded later in the same run (see Resource.ABSORBS).
 
     Spec:
         service (str): the unit name (``nginx`` means ``nginx.service``).

@@ -21,7 +21,14 @@ class Template(File, kind="template"):
         source (str): template file under templates/ (required); a regular file of at
             most 16 MiB (host.files.MAX_SOURCE_BYTES).
         variables (dict): extra names for the template.
+        trim_blocks (bool): drop the newline after a ``{% %}`` tag (default true, as
+            Ansible; a bundle's bundle.yml may change the default).
+        lstrip_blocks (bool): drop the spaces and tabs before a ``{% %}`` tag on its
+            line (default false, as Ansible).
         owner, group, mode, backup, verify, state: as for file.
+
+    Filters beyond Jinja's own: quote, to_yaml, to_nice_yaml, to_json, to_nice_json,
+    ternary, b64encode, b64decode, password_hash (see agent.compile.filters).
 
     As for file, a symbolic link at the path is an error: the template is never
     written through a link or over one (manage the link with link:).
@@ -37,6 +44,9 @@ class Template(File, kind="template"):
     FIELDS = {
         "source": f(str, None, "template under the recipe's templates/ folder", required=True),
         "variables": f(dict, None, "extra names for the template"),
+        "trim_blocks": f(bool, None, "drop the newline after a {% %} tag (default true)"),
+        "lstrip_blocks": f(bool, None, "drop the indentation before a {% %} tag (default "
+                           "false)"),
         "owner": File.FIELDS["owner"],
         "group": File.FIELDS["group"],
         "mode": File.FIELDS["mode"],
@@ -66,7 +76,9 @@ class Template(File, kind="template"):
             raise SpecError("source", f"template not found: {path} (put it in the "
                                f"{self.ctx.recipe} recipe's templates/ folder)")
         try:
-            text = self.ctx.render_file(path, self.spec.get("variables"))
+            text = self.ctx.render_file(path, self.spec.get("variables"),
+                                        trim_blocks=self.spec["trim_blocks"],
+                                        lstrip_blocks=self.spec["lstrip_blocks"])
         except RenderError as exc:
             exc.file = path  # type: ignore[attr-defined]
             raise
