@@ -105,6 +105,24 @@ CASES = {
     "NUL in a path field": ('- link: /tmp/l\n  to: "/tmp/a\\0b"\n', 6, ("to", "NUL character")),
     "NUL in an argv": ('- command: c\n  run: [/bin/echo, "a\\0b"]\n', 6,
                        ("run", "NUL character")),
+    "download without sha256": ("- download: /tmp/x\n  url: https://example.org/x\n", 5,
+                                ("needs the field 'sha256'",)),
+    "download bad sha256": ("- download: /tmp/x\n  url: https://example.org/x\n"
+                            "  sha256: abc\n", 7, ("64 hexadecimal digits",)),
+    "download s3 url": ("- download: /tmp/x\n  url: s3://bucket/x\n  sha256: " + "a" * 64
+                        + "\n", 6, ("use s3_file",)),
+    "archive url without creates": ("- archive: /tmp/a\n  source: https://example.org/a.tgz\n"
+                                    "  sha256: " + "a" * 64 + "\n", 5, ("creates",)),
+    "block marker": ("- block: /tmp/x\n  content: x\n  marker: '# managed'\n", 7,
+                     ("{mark}",)),
+    "systemd_unit name": ("- systemd_unit: app\n  content: x\n", 5, ("not a unit name",)),
+    "apt_repository key url": ("- apt_repository: r\n  uri: https://r.example\n"
+                               "  suites: [s]\n  key: https://r.example/k.asc\n", 5,
+                               ("64 hexadecimal digits",)),
+    "pip requirement": ("- pip: 'x; rm -rf /'\n  virtualenv: /opt/v\n", 5,
+                        ("is not a requirement",)),
+    "file_mode without recursive": ("- directory: /tmp/d\n  file_mode: '0644'\n", 6,
+                                    ("recursive: true",)),
 }
 
 

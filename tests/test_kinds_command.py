@@ -83,7 +83,8 @@ def test_one_kind_prints_only_it_with_its_description_and_example(capsys) -> Non
 def test_an_unknown_kind_is_an_error_that_suggests_the_closest() -> None:
     args = parser().parse_args(["kinds", "flie"])
     with pytest.raises(TrueupError, match=r"unknown resource type 'flie' \(did you mean "
-                                          r"'file'\?\); types: command, cron"):
+                                          r"'file'\?\); types: apt_repository, archive, "
+                                          r"block, command"):
         command.main(args, Config())
 
 

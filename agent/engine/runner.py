@@ -82,6 +82,7 @@ class Runner:
             self._record(result)
             if result.status == CHANGED:
                 self._notify_from(node)
+        self._settle()
         for (ident, action), sources in self._delayed():
             self._refresh(self.catalog.by_ident[ident], action, sources)
             self.sent.add((ident, action))
@@ -187,6 +188,25 @@ class Runner:
             if done.ok != want_ok:
                 return False
         return True
+
+    def _settle(self) -> None:
+        """Work changed resources left for once per run (one ``apt-get update`` after
+        repositories changed, one ``systemctl daemon-reload`` after units changed), done
+        before the delayed notifications; its changes join the resource's result."""
+        if self.noop:
+            return
+        for node in self.catalog.nodes:
+            result = self.results.get(node.ident)
+            if result is None or result.status != CHANGED:
+                continue
+            self._step(node, "settling")
+            try:
+                extra = node.res.settle()
+            except (ResourceError, OSError) as exc:
+                self._fail(node, result, _describe(exc), "after apply: ")
+                extra = []
+            result.changes.extend(shown_changes(node.res, extra))
+        self.current = None
 
     # --- relations ----------------------------------------------------------------------
 

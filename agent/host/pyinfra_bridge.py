@@ -43,6 +43,10 @@ class FactHost:
         noops: why operations planned nothing (pyinfra's ``host.noop``), in order.
         refreshed_indexes: package managers whose index this run refreshed (apt ...):
             ``package`` refreshes one at most once per run.
+        pending: once-per-run work that changed resources left to do ("apt-update"
+            after a repository changed, "daemon-reload" after a unit changed): the
+            first resource that needs it done does it, else it is done at the end of
+            the run (``Resource.settle``).
     """
 
     def __init__(self, system: System) -> None:
@@ -51,6 +55,7 @@ class FactHost:
         self.reads: dict[str, int] = {}
         self.noops: list[str] = []
         self.refreshed_indexes: set[str] = set()
+        self.pending: set[str] = set()
 
     def get_fact(self, cls: type, *args: Any, **kwargs: Any) -> Any:
         key = _key(cls, args, kwargs)

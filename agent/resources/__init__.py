@@ -254,6 +254,12 @@ class Resource:
     def apply(self, changes: list[Change]) -> None:
         raise NotImplementedError
 
+    def settle(self) -> list[Change]:
+        """Once-per-run work this changed resource left pending (an index refresh, a
+        daemon-reload), run after every resource and before delayed notifications; the
+        changes it made, if any. Kinds that defer nothing need not override it."""
+        return []
+
     def refresh(self, action: str) -> bool | None:
         """Carry out a notification's action (restart, reload, run …); False: not needed."""
         raise NotImplementedError(f"{self.kind} has no action {action!r}")

@@ -37,8 +37,9 @@ class Package(Resource, kind="package"):
     - ``auto`` (default): on apt, refresh at most once per run, when the index
       lists are missing (a fresh cloud image), older than ``update_max_age``
       seconds, or a package to install has no install candidate (or not the
-      wanted version). dnf and yum refresh expired metadata themselves: no
-      extra refresh.
+      wanted version), or an ``apt_repository`` changed earlier in the run (that
+      refresh is then the run's only one). dnf and yum refresh expired metadata
+      themselves: no extra refresh.
     - ``true``: refresh before every install.
     - ``false``: never refresh.
 
@@ -130,6 +131,8 @@ class Package(Resource, kind="package"):
             return "update: true"
         if self.update is False or manager != "apt":
             return None
+        if "apt-update" in self.ctx.fact_host.pending:
+            return "a repository changed"
         if manager in self.ctx.fact_host.refreshed_indexes:
             return None  # once per run
         system = self.ctx.system
@@ -182,6 +185,7 @@ class Package(Resource, kind="package"):
                 run_commands(host, [change.after], timeout=1800)
                 if change.field == "update":
                     host.refreshed_indexes.add(manager)
+                    host.pending.discard("apt-update")
         finally:
             # not only the package list: maintainer scripts add users and groups, start and
             # enable services, write files

@@ -82,6 +82,8 @@ class Service(Resource, kind="service"):
 
     def _run(self, commands: list[str]) -> None:
         host = self.ctx.fact_host
+        if "systemctl daemon-reload" in commands:
+            host.pending.discard("daemon-reload")  # what a changed systemd_unit left
         try:
             run_commands(host, commands, timeout=600)
         finally:

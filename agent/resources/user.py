@@ -10,21 +10,38 @@ from agent.host.pyinfra_bridge import plan, run_commands
 from agent.model import Change
 from agent.resources import STRLIST, Resource, SpecError, f
 
+# Folders a user's home may point at that are never created nor chowned (service accounts)
+SYSTEM_HOMES = frozenset({
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/media", "/mnt",
+    "/nonexistent", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp",
+    "/usr", "/usr/bin", "/usr/lib", "/usr/local", "/usr/sbin", "/usr/share", "/var",
+    "/var/backups", "/var/cache", "/var/lib", "/var/log", "/var/mail", "/var/run",
+    "/var/spool", "/var/tmp", "/var/www",
+})
+
 
 class User(Resource, kind="user"):
     """A local user; pyinfra plans useradd/usermod/userdel.
 
-    ``groups`` is the exact list of supplementary groups. ``ssh_keys`` is the
+    ``groups`` is the exact list of supplementary groups (``append: true``: these are
+    added, others kept); the user's primary group may be among them. ``ssh_keys`` is the
     exact content of ``~/.ssh/authorized_keys`` (one key per item): keys not
     listed are removed. ``~/.ssh`` is kept 0700 and the keys file 0600, both owned
     by the user; check lists each folder creation, chmod and chown apply makes.
+
+    The home folder is created and owned by the user unless ``manage_home: false``.
+    A home that is a system folder (``/``, ``/usr``, ``/var``, ``/etc``, ``/bin``,
+    ``/nonexistent`` ... see SYSTEM_HOMES) is never created nor chowned, whatever the
+    flag: a service account with ``home: /`` does not come to own ``/``.
 
     Spec:
         user (str): the login name.
         uid (int): a fixed user id.
         group (str): primary group (must exist).
-        groups (list): supplementary groups, exactly.
+        groups (list): supplementary groups, exactly (the primary group may be listed).
+        append (bool): add ``groups``, keep the user's other groups.
         home (str): home folder (default /home/<name>; created).
+        manage_home (bool): create the home and make it the user's (default true).
         shell (str): login shell.
         system (bool): a system user (no home unless ``home`` is given).
         ssh_keys (list): authorized SSH public keys.
@@ -38,13 +55,21 @@ class User(Resource, kind="user"):
           shell: /bin/bash
           ssh_keys: ["ssh-ed25519 AAAAC3Nza... deploy@laptop"]
           requires: [group:deploy]
+        - user: node-exp
+          system: true
+          home: /
+          shell: /usr/sbin/nologin
+          groups: [node-exp, adm]
     """
 
     FIELDS = {
         "uid": f(int, None, "user id"),
         "group": f(str, None, "primary group"),
-        "groups": f(STRLIST, None, "supplementary groups, exactly"),
+        "groups": f(STRLIST, None, "supplementary groups, exactly (primary may be listed)"),
+        "append": f(bool, False, "add groups, keep the user's other groups"),
         "home": f(str, None, "home folder"),
+        "manage_home": f(bool, True, "create the home and make it the user's (never for "
+                         "a system folder such as /)"),
         "shell": f(str, None, "login shell"),
         "system": f(bool, False, "a system user"),
         "ssh_keys": f(STRLIST, None, "authorized SSH public keys, exactly"),
@@ -68,15 +93,35 @@ class User(Resource, kind="user"):
             raise SpecError("ssh_keys", "ssh_keys make no sense for an absent user")
 
     def _plan(self) -> list[str]:
+        from pyinfra.facts.server import Users
         from pyinfra.operations import server
 
         system = bool(self.spec.get("system"))
         home = self.spec.get("home")
-        return plan(server.user, self.ctx.fact_host, user=self.name,
-                    present=self.state == "present", home=home, shell=self.spec.get("shell"),
-                    group=self.spec.get("group"), groups=self.groups, uid=self.spec.get("uid"),
-                    system=system, create_home=not system or home is not None,
-                    ensure_home=not system or home is not None)
+        manage = (self.spec.get("manage_home") and (not system or home is not None)
+                  and os.path.normpath(home or f"/home/{self.name}") not in SYSTEM_HOMES)
+        existing = self.ctx.fact_host.get_fact(Users).get(self.name)
+        groups, clear = self._supplementary(existing)
+        commands = plan(server.user, self.ctx.fact_host, user=self.name,
+                        present=self.state == "present", home=home,
+                        shell=self.spec.get("shell"), group=self.spec.get("group"),
+                        groups=groups, append=bool(self.spec.get("append")),
+                        uid=self.spec.get("uid"), system=system, create_home=manage,
+                        ensure_home=manage)
+        if clear:
+            commands.insert(0, f"usermod -G '' {self.name}")
+        return commands
+
+    def _supplementary(self, existing: dict | None) -> tuple[list[str] | None, bool]:
+        """``groups`` without the primary group, and whether every other group must go
+        (exact ``groups`` that list only the primary group, while the user has others)."""
+        if self.groups is None or self.state == "absent":
+            return self.groups, False
+        primary = self.spec.get("group") or (existing["group"] if existing else self.name)
+        groups = [g for g in self.groups if g != primary]
+        clear = (not groups and not self.spec.get("append") and existing is not None
+                 and bool(existing["groups"]))
+        return groups, clear
 
     def _account(self) -> tuple[str, int, int] | None:
         """The user's home (the declared one first), uid and gid; None if there is no user."""

@@ -96,3 +96,35 @@ def test_absent_refuses_a_folder_with_contents_unless_recursive(ctx: Context,
     res = make(ctx, str(tmp_path / "full"), state="absent", recursive=True)
     res.apply(res.check())
     assert not (tmp_path / "full").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_recursive_owner_and_modes_below_never_through_a_link(ctx: Context,
+                                                              tmp_path: Path) -> None:
+    top = tmp_path / "top"
+    (top / "sub").mkdir(parents=True)
+    (top / "sub" / "f").write_text("f\n")
+    outside = tmp_path / "outside"
+    outside.write_text("not mine\n")
+    (top / "link").symlink_to(outside)
+    res = make(ctx, str(top), owner="4321", group="4321", mode="0750", file_mode="0600",
+               recursive=True)
+    changes = res.check()
+    assert [c.field for c in changes] == ["mode", "owner", "group", "below"]
+    res.apply(changes)
+    for path in (top, top / "sub", top / "sub" / "f"):
+        st = os.lstat(path)
+        assert (st.st_uid, st.st_gid) == (4321, 4321), path
+    assert mode_of(top / "sub") == 0o750 and mode_of(top / "sub" / "f") == 0o600
+    assert os.lstat(outside).st_uid == 0 and mode_of(outside) == 0o644
+    assert os.lstat(top / "link").st_uid == 0
+    assert res.check() == []
+    (top / "sub" / "new").write_text("n\n")
+    assert [c.field for c in res.check()] == ["below"]
+
+
+def test_file_mode_needs_recursive(ctx: Context, tmp_path: Path) -> None:
+    from agent.resources import SpecError
+
+    with pytest.raises(SpecError, match="recursive: true"):
+        make(ctx, str(tmp_path / "x"), file_mode="0644")

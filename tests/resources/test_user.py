@@ -179,3 +179,80 @@ def test_a_symlinked_keys_file_is_refused(host: FakeHost) -> None:
     real.symlink_to("/etc/shadow")
     with pytest.raises(ResourceError, match="not a regular file"):
         host.resource({"user": "deploy", "ssh_keys": [KEY]}).check()
+
+
+# --- homes trueup must not create or own, groups with the primary group, append ------------
+
+NODE = "node-exp"
+
+
+def node_user(groups: str = NODE, home: str = "/") -> str:
+    return f"{NODE}:x:998:998::{home}:/usr/sbin/nologin|{NODE}|{groups}||!"
+
+
+def test_a_system_folder_home_is_never_created_or_chowned(host: FakeHost) -> None:
+    res = host.resource({"user": NODE, "system": True, "home": "/",
+                         "shell": "/usr/sbin/nologin", "manage_home": True})
+    cmds = [c.after for c in res.check()]
+    assert cmds == [f"useradd -d / -s /usr/sbin/nologin -r -M {NODE}"]
+    users(host, node_user())
+    host.facts.forget()
+    assert res.check() == []  # no chown of / once the user exists either
+
+
+@pytest.mark.parametrize("home", ["/usr", "/var/", "/etc", "/bin", "/sbin", "/nonexistent",
+                                  "/var/lib", "/usr/local"])
+def test_other_system_folders_are_left_alone_too(host: FakeHost, home: str) -> None:
+    users(host, node_user(home=home.rstrip("/")))
+    res = host.resource({"user": NODE, "home": home.rstrip("/")})
+    assert res.check() == []
+
+
+def test_manage_home_false_neither_creates_nor_owns_the_home(host: FakeHost) -> None:
+    res = host.resource({"user": "deploy", "home": "/srv/deploy", "manage_home": False})
+    assert [c.after for c in res.check()] == ["useradd -d /srv/deploy -g deploy -M deploy"]
+    users(host, "deploy:x:2001:2001::/srv/deploy:/bin/sh|deploy|deploy||!")
+    host.facts.forget()
+    assert res.check() == []
+
+
+def test_a_service_home_below_var_lib_is_still_created(host: FakeHost) -> None:
+    res = host.resource({"user": "app", "system": True, "home": "/var/lib/app"})
+    assert [c.after for c in res.check()][0] == "useradd -d /var/lib/app -r -m app"
+
+
+def test_groups_may_list_the_primary_group(host: FakeHost) -> None:
+    res = host.resource({"user": NODE, "system": True, "home": "/",
+                         "groups": [NODE, "sudo"]})
+    assert [c.after for c in res.check()] == [f"useradd -d / -G sudo -r -M {NODE}"]
+    users(host, node_user(groups=f"{NODE} sudo"))
+    host.facts.forget()
+    assert res.check() == []
+
+
+def test_groups_of_only_the_primary_group_remove_the_others(host: FakeHost) -> None:
+    users(host, node_user(groups=f"{NODE} sudo"))
+    res = host.resource({"user": NODE, "home": "/", "groups": [NODE]})
+    changes = res.check()
+    assert [c.after for c in changes] == [f"usermod -G '' {NODE}"]
+    users(host, node_user())
+    host.facts.forget()
+    assert res.check() == []
+
+
+def test_the_declared_primary_group_is_dropped_from_groups(host: FakeHost) -> None:
+    users(host, deploy(groups="deploy sudo"))
+    home_dir(host)
+    res = host.resource({"user": "deploy", "group": "deploy", "groups": ["deploy", "sudo"]})
+    assert res.check() == []
+
+
+def test_append_adds_groups_and_keeps_the_others(host: FakeHost) -> None:
+    users(host, deploy(groups="deploy adm"))
+    home_dir(host)
+    res = host.resource({"user": "deploy", "groups": ["sudo"], "append": True})
+    changes = res.check()
+    assert [c.after for c in changes] == ["usermod -a -G sudo deploy"]
+    users(host, deploy(groups="deploy adm sudo"))
+    host.facts.forget()
+    assert res.check() == []

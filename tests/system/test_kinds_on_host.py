@@ -12,7 +12,9 @@ the host from the wheel:
 
 Example keys starting with '_' prepare the host first: ``_unit`` is a unit file body
 installed as /etc/systemd/system/<name>.service (without a daemon-reload: the service kind
-must cope with a unit systemd has not loaded yet). An unknown hint fails the test, so a new
+must cope with a unit systemd has not loaded yet); ``_files`` {absolute path: content (str or
+bytes)} writes files on the host; ``_wheels`` {distribution: version} puts a wheel of each
+(tests/wheels.py) into /srv/wheels. An unknown hint fails the test, so a new
 one cannot be silently ignored.
 
 The hosts have their own network namespace (the sysctl example sets net.core.somaxconn,
@@ -28,13 +30,14 @@ from pathlib import Path
 
 import pytest
 from agenthost import TRUEUP, Outcome, snapshot, snapshot_diff, start_agent_host, trueup
+from wheels import make_wheel
 
 from agent.resources import load_all
 
 KINDS = load_all()
 SYSTEM_KINDS = {kind: cls for kind, cls in KINDS.items() if cls.SYSTEM}
 CASES = [(kind, i) for kind, cls in SYSTEM_KINDS.items() for i in range(len(cls.EXAMPLES))]
-HINTS = {"_unit"}
+HINTS = {"_unit", "_files", "_wheels"}
 BUNDLE = "/srv/bundle"
 
 pytestmark = pytest.mark.host
@@ -58,7 +61,8 @@ def _expect(outcome: Outcome, code: int, status: str, what: str) -> None:
 
 @pytest.mark.parametrize(("kind", "index"), CASES, ids=[f"{k}-{i}" for k, i in CASES])
 def test_example_converges_on_a_booted_host(kind: str, index: int, testhost_image: Path,
-                                            local_repo: Path, trueup_wheel: Path) -> None:
+                                            local_repo: Path, trueup_wheel: Path,
+                                            tmp_path: Path) -> None:
     example = SYSTEM_KINDS[kind].EXAMPLES[index]
     unknown = {key for key in example if key.startswith("_")} - HINTS
     assert not unknown, f"set-up hints this test does not know: {sorted(unknown)}"
@@ -68,6 +72,12 @@ def test_example_converges_on_a_booted_host(kind: str, index: int, testhost_imag
     try:
         if "_unit" in example:
             host.write_file(f"/etc/systemd/system/{example[kind]}.service", example["_unit"])
+        for path, content in example.get("_files", {}).items():
+            host.write_file(path, content)
+        if "_wheels" in example:
+            for name, version in example["_wheels"].items():
+                make_wheel(tmp_path / "wheels", name, version)
+            host.put(tmp_path / "wheels", "/srv/wheels")
         host.write_file(f"{BUNDLE}/example/recipe.yml",
                         json.dumps({"resources": [spec]}, indent=2) + "\n")
         args = (BUNDLE, "--runlist", "example", "--detailed-exitcodes")
