@@ -41,6 +41,13 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lock-timeout", type=float, default=None, metavar="SECONDS",
                    help="wait this long for another run to finish (default 0)")
     p.add_argument("--color", choices=("auto", "always", "never"), default=None)
+    _report_to_args(p)
+
+
+def _report_to_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--report-to", default=None, metavar="SINKS",
+                   help="also send the report to cloudwatch,ssm,metrics (comma separated; "
+                   "default: report_to in the configuration)")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -9,6 +9,8 @@ Example ``/etc/trueup/config.toml``::
     history = 50            # run reports kept
     cache_keep = 5          # old bundles, recipe sets and parsed-YAML caches kept
     splay = 0               # trueup run sleeps a random 0..splay seconds before fetching
+    report_to = ""          # "cloudwatch,ssm,metrics": reports leave the instance
+    log_group = ""          # CloudWatch log group (default /trueup/<env>)
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class Config:
     cache_keep: int = 5  # per cache, besides the entries in use and the last verified bundle
     color: str = "auto"  # auto, always, never
     splay: float = 0.0   # seconds; random sleep before a run fetches its source
+    report_to: str = ""  # cloudwatch,ssm,metrics (agent.engine.shipping)
+    log_group: str = ""  # default /trueup/<env>, /trueup/local without an environment
 
     @classmethod
     def load(cls, path: str | None = None, environ: dict[str, str] | None = None) -> Config:
