@@ -50,6 +50,39 @@ def _report_to_args(p: argparse.ArgumentParser) -> None:
                    "default: report_to in the configuration)")
 
 
+def _fleet_args(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="fleet_command", required=True, metavar="ACTION")
+    run = sub.add_parser("run", help="converge instances by tag through SSM Run Command")
+    run.add_argument("--env", required=True, help="instances tagged trueup:env=ENV")
+    run.add_argument("--role", default="", help="and tagged trueup:role=ROLE")
+    run.add_argument("--target", action="append", default=[], metavar="TAG=VALUE",
+                     help="and tagged TAG=VALUE (repeatable; instead of --role)")
+    run.add_argument("--event", choices=("setup", "configure", "deploy", "undeploy", "shutdown"))
+    run.add_argument("--noop", action="store_true", help="plan only: report drift, change nothing")
+    run.add_argument("--source", default="", help="SRC for the instances (default: theirs)")
+    run.add_argument("--runlist", default="", help="recipes to converge, comma separated")
+    run.add_argument("--verify", action="store_true", help="run trueup verify after the run")
+    run.add_argument("--report-to", default="", metavar="SINKS",
+                     help="the instances send reports to cloudwatch,ssm,metrics")
+    run.add_argument("--max-concurrency", default="10%", metavar="N|N%",
+                     help="instances running at once (default 10%%)")
+    run.add_argument("--max-errors", default="0", metavar="N|N%",
+                     help="failures before SSM stops sending (default 0)")
+    run.add_argument("--document", default="trueup-run",
+                     help="SSM Command document (the stack's RunDocumentName output)")
+    run.add_argument("--timeout", type=int, default=3600, metavar="SECONDS",
+                     help="delivery timeout of the command")
+    run.add_argument("--wait", action="store_true",
+                     help="follow the invocations: a row per instance, exit 1 if any failed")
+    run.add_argument("--interval", type=float, default=5.0, help=argparse.SUPPRESS)
+    run.add_argument("--wait-timeout", type=float, default=7200.0, metavar="SECONDS",
+                     help="give up following after this long (default 7200)")
+    status = sub.add_parser("status", help="per-instance compliance from SSM")
+    status.add_argument("--env", required=True, help="instances tagged trueup:env=ENV")
+    status.add_argument("--role", default="", help="and tagged trueup:role=ROLE")
+    status.add_argument("--json", action="store_true")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, except that a command line it cannot read is trueup's exit 1.
 
@@ -102,6 +135,7 @@ def parser() -> argparse.ArgumentParser:
     pub.add_argument("--kms-key", default="", help="SSE-KMS key (default SSE-S3)")
     pub.add_argument("--ssm-path", default="", metavar="PATH",
                      help="parameter path instead of /trueup/ENV")
+    _fleet_args(sub.add_parser("fleet", help="run trueup across instances; their compliance"))
     return top
 
 
@@ -187,7 +221,7 @@ def _reader_gone() -> None:
 COMMANDS = {"run": ("run", "main"), "plan": ("run", "plan_main"),
             "validate": ("validate", "main"), "report": ("report", "main"),
             "kinds": ("kinds", "main"), "facts": ("facts", "main"),
-            "publish": ("publish", "main")}
+            "publish": ("publish", "main"), "fleet": ("fleet", "main")}
 
 
 def _command(name: str) -> Callable[[argparse.Namespace, Any], int]:
