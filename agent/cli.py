@@ -68,8 +68,9 @@ def _fleet_args(p: argparse.ArgumentParser) -> None:
                      help="instances running at once (default 10%%)")
     run.add_argument("--max-errors", default="0", metavar="N|N%",
                      help="failures before SSM stops sending (default 0)")
-    run.add_argument("--document", default="trueup-run",
-                     help="SSM Command document (the stack's RunDocumentName output)")
+    run.add_argument("--document", default="", metavar="NAME",
+                     help="SSM Command document (default trueup-run-ENV, the stack's "
+                     "RunDocumentName output)")
     run.add_argument("--timeout", type=int, default=3600, metavar="SECONDS",
                      help="delivery timeout of the command")
     run.add_argument("--wait", action="store_true",

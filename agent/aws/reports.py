@@ -23,9 +23,10 @@ def put_log_events(group: str, stream: str, events: Sequence[dict[str, Any]],
     """``PutLogEvents`` of ``events`` ({"timestamp": ms, "message": str}, in time order)
     to ``group``/``stream``.
 
-    A missing group or stream (``ResourceNotFoundException``) is created, then the
-    events are sent again: the first run of an instance costs up to four calls, every
-    later one a single ``PutLogEvents``. Returns the response
+    A missing stream (``ResourceNotFoundException``) is created, and the events sent
+    again; the log group too when it is missing as well (the stack in infra/ creates it,
+    and the instance role may create streams only). The first run of an instance costs
+    three calls, every later one a single ``PutLogEvents``. Returns the response
     (``rejectedLogEventsInfo`` says which events AWS refused as too old or too new).
     """
     logs = client("logs")
@@ -35,12 +36,15 @@ def put_log_events(group: str, stream: str, events: Sequence[dict[str, Any]],
                 logStreamName=stream, logEvents=list(events))
     if done is not missing:
         return done
-    _create(logs.create_log_group, f"logs CreateLogGroup {group}", logGroupName=group)
-    if retention_days:
-        call(logs.put_retention_policy, f"logs PutRetentionPolicy {group}",
-             logGroupName=group, retentionInDays=retention_days)
-    _create(logs.create_log_stream, f"logs CreateLogStream {group} {stream}",
-            logGroupName=group, logStreamName=stream)
+    made = call(_or_missing(logs.create_log_stream, missing), f"logs CreateLogStream {stream}",
+                logGroupName=group, logStreamName=stream)
+    if made is missing:  # the group is missing too
+        _create(logs.create_log_group, f"logs CreateLogGroup {group}", logGroupName=group)
+        if retention_days:
+            call(logs.put_retention_policy, f"logs PutRetentionPolicy {group}",
+                 logGroupName=group, retentionInDays=retention_days)
+        _create(logs.create_log_stream, f"logs CreateLogStream {group} {stream}",
+                logGroupName=group, logStreamName=stream)
     return call(logs.put_log_events, what, logGroupName=group, logStreamName=stream,
                 logEvents=list(events))
 
@@ -49,15 +53,19 @@ _MISSING: dict[str, Any] = {}
 
 
 def _or_missing(fn: Any, missing: Any) -> Any:
-    """``fn`` that returns ``missing`` for ResourceNotFoundException instead of raising."""
+    """``fn`` that returns ``missing`` for ResourceNotFoundException instead of raising
+    (and {} for ResourceAlreadyExistsException: another run made it first)."""
     from botocore.exceptions import ClientError
 
     def wrapped(**kwargs: Any) -> Any:
         try:
             return fn(**kwargs)
         except ClientError as exc:
-            if error_parts(exc)[0] == "ResourceNotFoundException":
+            code = error_parts(exc)[0]
+            if code == "ResourceNotFoundException":
                 return missing
+            if code == "ResourceAlreadyExistsException":
+                return {}
             raise
 
     return wrapped

@@ -9,7 +9,7 @@ Examples::
     trueup fleet status --env prod --json
 
 ``fleet run`` sends the SSM Command document that infra/ creates (``--document``,
-default ``trueup-run``; the stack's ``RunDocumentName`` output) to the instances tagged
+default ``trueup-run-ENV``, the stack's ``RunDocumentName`` output) to the instances tagged
 ``trueup:env=ENV`` (and ``trueup:role=ROLE``, or the ``--target`` tags), with rate
 control. With ``--wait`` it follows the invocations, prints one row per instance as it
 finishes (instance, status, changed, failed, duration) and a summary, and exits 1 when
@@ -28,7 +28,7 @@ from typing import Any
 from agent.config import Config
 from agent.errors import TrueupError
 
-DEFAULT_DOCUMENT = "trueup-run"
+DEFAULT_DOCUMENT = "trueup-run-{env}"  # infra/trueup.yml names the document so
 CONCURRENCY = re.compile(r"^([1-9][0-9]{0,6}|([1-9][0-9]?|100)%)$")
 ERRORS = re.compile(r"^([0-9]{1,7}|([0-9]|[1-9][0-9]|100)%)$")
 TAG_KEY = re.compile(r"^[\w.:/=+\-@ ]{1,128}$")
@@ -41,6 +41,7 @@ def run_main(args: argparse.Namespace, cfg: Config) -> int:
     from agent.aws import fleet
 
     targets = _targets(args)
+    document = args.document or DEFAULT_DOCUMENT.format(env=args.env)
     for flag, value, pattern, example in (
             ("--max-concurrency", args.max_concurrency, CONCURRENCY, "10 or 25%"),
             ("--max-errors", args.max_errors, ERRORS, "0, 1 or 10%")):
@@ -53,12 +54,12 @@ def run_main(args: argparse.Namespace, cfg: Config) -> int:
               "ReportTo": [args.report_to or ""]}
     comment = f"trueup fleet run --env {args.env}" + (f" --event {args.event}"
                                                       if args.event else "")
-    cmd = fleet.send_command(args.document, targets, params, args.max_concurrency,
+    cmd = fleet.send_command(document, targets, params, args.max_concurrency,
                              args.max_errors, comment, args.timeout)
     command_id = cmd["CommandId"]
     what = ", ".join(f"{t['Key']}={','.join(t['Values'])}" for t in targets)
     print(f"trueup fleet: command {command_id} sent to {what} "
-          f"(document {args.document}, max concurrency {args.max_concurrency}, "
+          f"(document {document}, max concurrency {args.max_concurrency}, "
           f"max errors {args.max_errors})", flush=True)
     if not args.wait:
         return 0

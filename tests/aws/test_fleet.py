@@ -41,7 +41,7 @@ mainSteps:
 
 
 def test_fleet_run_sends_document_targets_rate_control_and_parameters(trueup, env, aws):
-    aws.client("ssm").create_document(Name="trueup-run", Content=DOCUMENT,
+    aws.client("ssm").create_document(Name="trueup-run-prod", Content=DOCUMENT,
                                       DocumentType="Command", DocumentFormat="YAML")
     out = trueup("fleet", "run", "--env", "prod", "--role", "web", "--event", "deploy",
                  "--noop", "--verify", "--max-concurrency", "5", "--max-errors", "10%",
@@ -49,7 +49,7 @@ def test_fleet_run_sends_document_targets_rate_control_and_parameters(trueup, en
     assert out.returncode == 0, out.stdout + out.stderr
     (cmd,) = aws.client("ssm").list_commands()["Commands"]
     assert cmd["CommandId"] in out.stdout
-    assert cmd["DocumentName"] == "trueup-run"
+    assert cmd["DocumentName"] == "trueup-run-prod"  # infra/trueup.yml's name for prod
     assert cmd["Targets"] == [{"Key": "tag:trueup:env", "Values": ["prod"]},
                               {"Key": "tag:trueup:role", "Values": ["web"]}]
     assert (cmd["MaxConcurrency"], cmd["MaxErrors"]) == ("5", "10%")
