@@ -50,6 +50,19 @@ def _report_to_args(p: argparse.ArgumentParser) -> None:
                    "default: report_to in the configuration)")
 
 
+def _verify_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("src", nargs="?", help="bundle folder, s3:// or ssm:/trueup/ENV")
+    p.add_argument("--source", "-s", help="same as SRC")
+    p.add_argument("--runlist", "-r", default="", help="recipes whose checks run, comma separated")
+    p.add_argument("--event", choices=("setup", "configure", "deploy", "undeploy", "shutdown"),
+                   help="use the run list of this lifecycle event")
+    p.add_argument("-a", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                   help="set an attribute the checks read")
+    p.add_argument("--attributes", dest="attributes_file", default="", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _report_to_args(p)
+
+
 def _fleet_args(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="fleet_command", required=True, metavar="ACTION")
     run = sub.add_parser("run", help="converge instances by tag through SSM Run Command")
@@ -136,6 +149,7 @@ def parser() -> argparse.ArgumentParser:
     pub.add_argument("--kms-key", default="", help="SSE-KMS key (default SSE-S3)")
     pub.add_argument("--ssm-path", default="", metavar="PATH",
                      help="parameter path instead of /trueup/ENV")
+    _verify_args(sub.add_parser("verify", help="run the recipes' testinfra checks on this host"))
     _fleet_args(sub.add_parser("fleet", help="run trueup across instances; their compliance"))
     return top
 
@@ -222,7 +236,8 @@ def _reader_gone() -> None:
 COMMANDS = {"run": ("run", "main"), "plan": ("run", "plan_main"),
             "validate": ("validate", "main"), "report": ("report", "main"),
             "kinds": ("kinds", "main"), "facts": ("facts", "main"),
-            "publish": ("publish", "main"), "fleet": ("fleet", "main")}
+            "publish": ("publish", "main"), "fleet": ("fleet", "main"),
+            "verify": ("verify", "main")}
 
 
 def _command(name: str) -> Callable[[argparse.Namespace, Any], int]:

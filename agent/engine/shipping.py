@@ -112,6 +112,11 @@ def log_events(report: dict[str, Any], kind: str = "run") -> list[dict[str, Any]
         if res.get("error"):
             entry["error"] = res["error"]
         events.append({"timestamp": stamp, "message": _message(entry)})
+    for check in report.get("checks", []):  # trueup verify
+        if check.get("outcome") != "passed":
+            events.append({"timestamp": stamp, "message": _message(
+                {"run_id": run_id, "kind": kind, "check": check.get("name"),
+                 "outcome": check.get("outcome"), "message": check.get("message")})})
     summary = {k: report.get(k) for k in ("run_id", "mode", "source", "event", "runlist",
                                           "exit_code", "totals", "duration_s", "error",
                                           "offline", "origin", "interrupted") if k in report}

@@ -218,3 +218,17 @@ def test_long_identities_fit_the_compliance_item_id():
         {"mode": "run", "resources": [{"resource": ident, "status": "unchanged"}],
          "totals": {"failed": 0}})
     assert len(item["Id"]) == 100 and item["Title"] == ident
+
+
+def test_verify_results_go_to_cloudwatch(tmp_path, trueup, env, aws):
+    from tests.test_verify import _bundle as verify_bundle
+
+    bundle = verify_bundle(tmp_path)
+    out = trueup("verify", str(bundle), "--runlist", "app", "--report-to", "cloudwatch")
+    assert out.returncode == 1, out.stdout + out.stderr
+    events = _events(aws)
+    assert [(e["kind"], e.get("check")) for e in events] == [
+        ("verify", "app/tests/test_app.py::test_motd_content[local]"),
+        ("verify", "app/tests/test_app.py::test_motd_mode[local]"),
+        ("verify-summary", None)]
+    assert events[-1]["totals"] == {"passed": 0, "failed": 2, "total": 2}
