@@ -262,3 +262,35 @@ def test_create_stack_on_moto_reaches_create_complete(aws):
     bucket = out["BundleBucketName"]
     assert "Status" not in aws.client("s3").get_bucket_versioning(Bucket=bucket)
     assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
+
+
+@pytest.mark.aws
+def test_buildspec_validates_and_publishes_with_no_manual_step(tmp_path, aws, env):
+    """The buildspec's pre_build and build commands, run by bash as CodeBuild runs them
+    (one shell), with ``trueup`` from this checkout, publish the repository's recipes."""
+    spec = yaml.safe_load((INFRA / "buildspec.yml").read_text())
+    assert spec["version"] == 0.2
+    commands = spec["phases"]["pre_build"]["commands"] + spec["phases"]["build"]["commands"]
+    text = "\n".join(commands)
+    assert text.index("trueup validate") < text.index("trueup publish")
+    shim = tmp_path / "bin" / "trueup"
+    shim.parent.mkdir()
+    shim.write_text(f"#!/bin/sh\nexec {sys.executable} -m agent \"$@\"\n")
+    shim.chmod(0o755)
+    aws.client("s3").create_bucket(Bucket="bundles")
+    import os
+
+    run_env = {**os.environ, **spec["env"]["variables"], "BUNDLE_BUCKET": "bundles",
+               "TRUEUP_ENV": "ci", "RECIPES": str(REPO / "recipes"),
+               "CODEBUILD_RESOLVED_SOURCE_VERSION": "0123abc", "CODEBUILD_BUILD_NUMBER": "7",
+               "PATH": f"{shim.parent}:{os.environ['PATH']}", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(["bash", "-e", "-c", text], cwd=tmp_path, env=run_env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    pointer = json.loads(aws.client("ssm").get_parameter(Name="/trueup/ci/bundle")
+                         ["Parameter"]["Value"])
+    assert pointer["version"] == "0123abc"
+    assert f"({pointer['sha256']})" in done.stdout
+    labels = aws.client("ssm").get_parameter_history(Name="/trueup/ci/bundle")[
+        "Parameters"][-1]["Labels"]
+    assert labels == ["build-7"]
