@@ -7,6 +7,7 @@ import base64
 import copy
 import fnmatch
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -109,7 +110,21 @@ def test_the_template_embeds_the_ssm_document():
     content = load_template()["Resources"]["RunDocument"]["Properties"]["Content"]
     assert content == document.read_text(), (
         "RunDocument's Content in infra/trueup.yml differs from infra/ssm/run-document.yml: "
-        "paste the file into the template's Content block")
+        "run python3 infra/embed_document.py")
+
+
+def test_embed_document_puts_a_document_into_the_template(tmp_path):
+    sys.path.insert(0, str(INFRA))
+    try:
+        from embed_document import embed
+    finally:
+        sys.path.remove(str(INFRA))
+    document = "schemaVersion: \"2.2\"\nparameters:\n  Noop: {type: String}\n\nmainSteps: []\n"
+    out = tmp_path / "t.yml"
+    out.write_text(embed(TEMPLATE.read_text(), document))
+    loaded = load_template(out)
+    assert loaded["Resources"]["RunDocument"]["Properties"]["Content"] == document
+    assert loaded["Resources"].keys() == load_template()["Resources"].keys()
 
 
 def test_the_bucket_is_versioned_encrypted_private_and_tls_only():
@@ -278,8 +293,6 @@ def test_buildspec_validates_and_publishes_with_no_manual_step(tmp_path, aws, en
     shim.write_text(f"#!/bin/sh\nexec {sys.executable} -m agent \"$@\"\n")
     shim.chmod(0o755)
     aws.client("s3").create_bucket(Bucket="bundles")
-    import os
-
     run_env = {**os.environ, **spec["env"]["variables"], "BUNDLE_BUCKET": "bundles",
                "TRUEUP_ENV": "ci", "RECIPES": str(REPO / "recipes"),
                "CODEBUILD_RESOLVED_SOURCE_VERSION": "0123abc", "CODEBUILD_BUILD_NUMBER": "7",

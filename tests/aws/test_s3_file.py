@@ -15,7 +15,7 @@ import pytest
 from agent.aws import objects
 from agent.errors import TrueupError
 from tests.aws.conftest import last_report
-from tests.helpers import snapshot, write_bundle
+from tests.helpers import REPO, snapshot, write_bundle
 
 pytestmark = pytest.mark.aws
 
@@ -148,5 +148,5 @@ def test_s3_file_is_not_an_import_of_boto3_at_compile_time():
     # kinds are imported on first use; the module itself must not pull in boto3
     code = "import sys, agent.resources.s3_file; print('boto3' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+                         check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.stdout.strip() == "False"
