@@ -75,6 +75,8 @@ def test_verify_without_checks_says_so(tmp_path, trueup, env):
     out = trueup("verify", str(bundle), "--runlist", "other")
     assert out.returncode == 0
     assert "no checks in other" in out.stdout
+    as_json = json.loads(trueup("verify", str(bundle), "--runlist", "other", "--json").stdout)
+    assert (as_json["exit_code"], as_json["checks"], as_json["runlist"]) == (0, [], ["other"])
 
 
 def test_verify_bad_input_is_exit_1(tmp_path, trueup, env):
