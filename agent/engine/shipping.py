@@ -252,9 +252,11 @@ def _send_logs(target: Target, events: list[dict[str, Any]], put: Callable[..., 
     """Spooled events of this group and stream first, then ``events``: one PutLogEvents
     per batch that fits. On failure everything unsent is spooled (raises on)."""
     spool = _Spool(target.state_dir, "cloudwatch")
-    pending = [e for e in spool.load() if e.get("group") == target.group
-               and e.get("stream") == target.stream]
-    others = [e for e in spool.load() if e not in pending]
+    pending: list[dict[str, Any]] = []
+    others: list[dict[str, Any]] = []  # spooled for another group or stream: kept as is
+    for entry in spool.load():
+        mine = entry.get("group") == target.group and entry.get("stream") == target.stream
+        (pending if mine else others).append(entry)
     oldest = int(time.time() * 1000) - MAX_AGE_MS
     queue = sorted([{"timestamp": e["timestamp"], "message": e["message"]} for e in pending
                     if e.get("timestamp", 0) >= oldest] + events, key=lambda e: e["timestamp"])
