@@ -236,6 +236,8 @@ def ship(report: dict[str, Any], target: Target, kind: str = "run",
                 outcome[sink] = _send_logs(target, events, aws.put_log_events)
             elif sink == "ssm":
                 outcome[sink] = _send_compliance(report, target, kind, aws.put_compliance_items)
+                if outcome[sink].startswith("skipped") and warn:
+                    warn(f"no report to ssm: {outcome[sink].removeprefix('skipped: ')}")
             elif sink == "metrics" and kind == "run":
                 _send_spooled(target, "metrics", metric_data(report, target.env),
                               aws.put_metrics)

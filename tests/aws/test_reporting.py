@@ -232,3 +232,28 @@ def test_verify_results_go_to_cloudwatch(tmp_path, trueup, env, aws):
         ("verify", "app/tests/test_app.py::test_motd_mode[local]"),
         ("verify-summary", None)]
     assert events[-1]["totals"] == {"passed": 0, "failed": 2, "total": 2}
+
+
+def test_ssm_reporting_names_the_instance_from_imds_and_spools_what_moto_refuses(
+        tmp_path, trueup, env, aws, imds):
+    # moto 5.2 answers PutComplianceItems with HTTP 500: the upload is kept for the next run
+    bundle = write_bundle(tmp_path / "bundle", {"app": f"""
+        resources:
+          - file: {tmp_path / "motd"}
+            content: "hi\\n"
+        """}, runlist="app")
+    run = trueup("run", str(bundle), "--report-to", "ssm", "--detailed-exitcodes")
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "could not send the report to ssm" in run.stderr
+    (upload,) = json.loads((Path(env["TRUEUP_STATE_DIR"]) / "spool" / "ssm.json").read_text())
+    assert upload["instance_id"] == imds.instance_id
+    assert upload["compliance_type"] == "Custom:trueup"
+    assert upload["execution_id"] == last_report(env)["run_id"]
+
+
+def test_ssm_reporting_off_ec2_is_a_warning(tmp_path, trueup, env, aws):
+    bundle = write_bundle(tmp_path / "bundle", {"app": "resources: []\n"}, runlist="app")
+    run = trueup("run", str(bundle), "--report-to", "ssm")
+    assert run.returncode == 0, run.stderr
+    assert "no report to ssm: no instance id" in run.stderr
+    assert aws.count(service="ssm") == 0
