@@ -1,4 +1,4 @@
-"""trueup's command line: run, plan, validate, report, kinds, facts."""
+"""trueup's command line: run, plan, validate, report, kinds, facts, publish, verify, fleet."""
 
 from __future__ import annotations
 
