@@ -68,3 +68,16 @@ def test_env_of_a_source():
     assert shipping.env_of("ssm:/trueup/prod/", "x") == "prod"
     assert shipping.env_of("/srv/recipes", "stage") == "stage"
     assert shipping.Target(["cloudwatch"], "/s").group == "/trueup/local"
+
+
+def test_an_unknown_destination_in_the_configuration_is_exit_1(tmp_path, trueup, env):
+    from pathlib import Path
+
+    from tests.helpers import write_bundle
+
+    Path(env["TRUEUP_CONFIG"]).write_text('report_to = "cloudwatch,pager"\n')
+    bundle = write_bundle(tmp_path / "bundle", {"app": "resources: []\n"}, runlist="app")
+    run = trueup("run", str(bundle))
+    assert run.returncode == 1
+    assert "report_to: unknown report destination 'pager'" in run.stderr, run.stderr
+    assert not (Path(env["TRUEUP_STATE_DIR"]) / "reports").exists()

@@ -220,13 +220,13 @@ def exit_code(totals: dict[str, int], detailed: bool) -> int:
 
 def apply_report_to(args: argparse.Namespace, cfg: Config) -> None:
     """``--report-to`` over ``report_to``; an unknown destination is exit 1 before anything."""
-    from agent.engine.shipping import parse_sinks
+    flag = getattr(args, "report_to", None)
+    if flag is not None:
+        cfg.report_to = flag
+    if cfg.report_to:  # a run that reports nowhere does not even import the shipping
+        from agent.engine.shipping import parse_sinks
 
-    if getattr(args, "report_to", None) is not None:
-        cfg.report_to = args.report_to
-        parse_sinks(cfg.report_to)
-    else:
-        parse_sinks(cfg.report_to, "report_to")
+        parse_sinks(cfg.report_to, "--report-to" if flag is not None else "report_to")
 
 
 def main(args: argparse.Namespace, cfg: Config) -> int:
