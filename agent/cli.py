@@ -1,4 +1,5 @@
-"""trueup's command line: run, plan, validate, report, kinds, facts, publish.
+"""trueup's command line: run, plan, validate, report, kinds, facts, publish, verify,
+fleet.
 
 Adding a command takes three steps, and touches nothing else here:
 
@@ -63,6 +64,62 @@ def _run_args(p: Any) -> None:
     p.add_argument("--lock-timeout", type=float, default=None, metavar="SECONDS",
                    help="wait this long for another run to finish (default 0)")
     p.add_argument("--color", choices=("auto", "always", "never"), default=None)
+    _report_to_args(p)
+
+
+def _report_to_args(p: Any) -> None:
+    p.add_argument("--report-to", default=None, metavar="SINKS",
+                   help="also send the report to cloudwatch,ssm,metrics (comma separated; "
+                   "default: report_to in the configuration)")
+
+
+def _verify_args(p: Any) -> None:
+    p.add_argument("src", nargs="?", help="bundle folder, s3:// or ssm:/trueup/ENV")
+    p.add_argument("--source", "-s", help="same as SRC")
+    p.add_argument("--runlist", "-r", default="", help="recipes whose checks run, comma separated")
+    p.add_argument("--event", choices=("setup", "configure", "deploy", "undeploy", "shutdown"),
+                   help="use the run list of this lifecycle event")
+    p.add_argument("-a", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                   help="set an attribute the checks read")
+    p.add_argument("--attributes", dest="attributes_file", default="", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _report_to_args(p)
+
+
+def _fleet_args(p: Any) -> None:
+    import argparse
+
+    sub = p.add_subparsers(dest="fleet_command", required=True, metavar="ACTION")
+    run = sub.add_parser("run", help="converge instances by tag through SSM Run Command")
+    run.add_argument("--env", required=True, help="instances tagged trueup:env=ENV")
+    run.add_argument("--role", default="", help="and tagged trueup:role=ROLE")
+    run.add_argument("--target", action="append", default=[], metavar="TAG=VALUE",
+                     help="and tagged TAG=VALUE (repeatable; instead of --role)")
+    run.add_argument("--event", choices=("setup", "configure", "deploy", "undeploy", "shutdown"))
+    run.add_argument("--noop", action="store_true", help="plan only: report drift, change nothing")
+    run.add_argument("--source", default="", help="SRC for the instances (default: theirs)")
+    run.add_argument("--runlist", default="", help="recipes to converge, comma separated")
+    run.add_argument("--verify", action="store_true", help="run trueup verify after the run")
+    run.add_argument("--report-to", default="", metavar="SINKS",
+                     help="the instances send reports to cloudwatch,ssm,metrics")
+    run.add_argument("--max-concurrency", default="10%", metavar="N|N%",
+                     help="instances running at once (default 10%%)")
+    run.add_argument("--max-errors", default="0", metavar="N|N%",
+                     help="failures before SSM stops sending (default 0)")
+    run.add_argument("--document", default="", metavar="NAME",
+                     help="SSM Command document (default trueup-run-ENV, the stack's "
+                     "RunDocumentName output)")
+    run.add_argument("--timeout", type=int, default=3600, metavar="SECONDS",
+                     help="delivery timeout of the command")
+    run.add_argument("--wait", action="store_true",
+                     help="follow the invocations: a row per instance, exit 1 if any failed")
+    run.add_argument("--interval", type=float, default=5.0, help=argparse.SUPPRESS)
+    run.add_argument("--wait-timeout", type=float, default=7200.0, metavar="SECONDS",
+                     help="give up following after this long (default 7200)")
+    status = sub.add_parser("status", help="per-instance compliance from SSM")
+    status.add_argument("--env", required=True, help="instances tagged trueup:env=ENV")
+    status.add_argument("--role", default="", help="and tagged trueup:role=ROLE")
+    status.add_argument("--json", action="store_true")
 
 
 def _run_only_args(p: Any) -> None:
@@ -123,6 +180,8 @@ COMMANDS: dict[str, tuple[str, Callable[[Any], None], str, str]] = {
     "facts": ("this host's facts as JSON", _facts_args, "facts", "main"),
     "publish": ("validate, pack and upload a bundle; move the pointer", _publish_args,
                 "publish", "main"),
+    "verify": ("run the recipes' testinfra checks on this host", _verify_args, "verify", "main"),
+    "fleet": ("run trueup across instances; their compliance", _fleet_args, "fleet", "main"),
 }
 
 

@@ -9,6 +9,8 @@ Example ``/etc/trueup/config.toml``::
     history = 50            # run reports kept
     cache_keep = 5          # old bundles, recipe sets and parsed-YAML caches kept
     splay = 0               # trueup run sleeps a random 0..splay seconds before fetching
+    report_to = ""          # "cloudwatch,ssm,metrics": reports leave the instance
+    log_group = ""          # CloudWatch log group (default /trueup/<env>)
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class Config(Record):
     """Settings of one trueup invocation."""
 
     __slots__ = ("state_dir", "source", "runlist", "env", "role", "lock_timeout", "backups",
-                 "history", "cache_keep", "color", "splay")
+                 "history", "cache_keep", "color", "splay", "report_to", "log_group")
     DEFAULTS = {
         "state_dir": "", "source": "", "runlist": "", "env": "", "role": "",
         "lock_timeout": 0.0,
@@ -43,6 +45,8 @@ class Config(Record):
         "cache_keep": 5,  # per cache, besides the entries in use and the last verified bundle
         "color": "auto",  # auto, always, never
         "splay": 0.0,     # seconds; random sleep before a run fetches its source
+        "report_to": "",  # cloudwatch,ssm,metrics (agent.engine.shipping)
+        "log_group": "",  # default /trueup/<env>, /trueup/local without an environment
     }
 
     @classmethod

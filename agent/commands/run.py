@@ -161,6 +161,24 @@ def keep_report(cfg: Config, report: dict[str, Any]) -> None:
         reports.store(cfg.state_dir, report, cfg.history)
     except OSError as exc:
         warn(f"could not store the report: {_os_reason(exc)}")
+    if cfg.report_to:
+        ship_report(cfg, report)
+
+
+def ship_report(cfg: Config, report: dict[str, Any], kind: str = "run") -> None:
+    """Send ``report`` where ``report_to`` says (agent.engine.shipping); a failure is a
+    warning and a spooled report, never a different exit code."""
+    from agent.aws.reports import instance_id
+    from agent.engine import shipping
+
+    try:
+        source = report.get("source") or (report.get("origin") or {}).get("source") or ""
+        target = shipping.Target(shipping.parse_sinks(cfg.report_to), cfg.state_dir,
+                                 env=shipping.env_of(str(source), cfg.env),
+                                 log_group=cfg.log_group, instance_id=instance_id())
+        shipping.ship(report, target, kind, warn)
+    except Exception as exc:  # reporting never fails a run
+        warn(f"could not send the report: {exc}")
 
 
 def warn(text: str) -> None:
@@ -202,7 +220,19 @@ def exit_code(totals: dict[str, int], detailed: bool) -> int:
     return EXIT_FAILURES if failed else EXIT_OK
 
 
+def apply_report_to(args: argparse.Namespace, cfg: Config) -> None:
+    """``--report-to`` over ``report_to``; an unknown destination is exit 1 before anything."""
+    flag = getattr(args, "report_to", None)
+    if flag is not None:
+        cfg.report_to = flag
+    if cfg.report_to:  # a run that reports nowhere does not even import the shipping
+        from agent.engine.shipping import parse_sinks
+
+        parse_sinks(cfg.report_to, "--report-to" if flag is not None else "report_to")
+
+
 def main(args: argparse.Namespace, cfg: Config) -> int:
+    apply_report_to(args, cfg)
     opts = _options(args, args.noop)
     splay = cfg.splay if args.splay is None else _finite("--splay", args.splay)
     if splay < 0:
@@ -212,6 +242,7 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def plan_main(args: argparse.Namespace, cfg: Config) -> int:
+    apply_report_to(args, cfg)
     return converge(_options(args, True), cfg)
 
 

@@ -88,7 +88,7 @@ def prepare(opts: Options, cfg: Config, bundle: Bundle, system: System, backups:
 
     def context(recipe: Recipe) -> Context:
         return Context(recipe.dir, recipe.name, renderer.file, backups, system, fact_host,
-                       diffs=opts.noop or opts.diff)
+                       diffs=opts.noop or opts.diff, state_dir=cfg.state_dir)
 
     catalog = compile_catalog(recipes, renderer, context, opts.phase)
     reads = {"secrets": boot.secrets, "instance": boot.instance, "volatile": renderer.volatile}

@@ -154,13 +154,16 @@ class Context:
         fact_host: pyinfra's facts of this host, read once per run (host.pyinfra_bridge).
         diffs: whether the content of a file about to be created is wanted as a diff
             (plan and --diff); a content change of an existing file always has one.
+        state_dir: trueup's state folder, for kinds that keep records between runs
+            (s3_file's ETags); "" when there is none (then they keep nothing).
     """
 
     __slots__ = ("recipe_dir", "render_file", "backups", "system", "fact_host", "recipe",
-                 "diffs")
+                 "diffs", "state_dir")
 
     def __init__(self, recipe_dir: str, recipe: str, render_file: Callable[..., str],
-                 backups: Any, system: Any, fact_host: Any = None, diffs: bool = True) -> None:
+                 backups: Any, system: Any, fact_host: Any = None, diffs: bool = True,
+                 state_dir: str = "") -> None:
         self.recipe_dir = recipe_dir
         self.recipe = recipe
         self.render_file = render_file
@@ -168,6 +171,7 @@ class Context:
         self.system = system
         self.fact_host = fact_host
         self.diffs = diffs
+        self.state_dir = state_dir
 
 
 class Resource:
