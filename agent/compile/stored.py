@@ -154,18 +154,26 @@ def racy_digests(key: tuple[Any, ...]) -> dict[str, str]:
     out: dict[str, str] = {}
     for root, rows in key[4]:
         for row in rows:
-            if len(row) > 5 and not stat.S_ISDIR(row[1]) and max(row[4], row[5]) >= since:
+            if len(row) > 5 and stat.S_ISREG(row[1]) and max(row[4], row[5]) >= since:
                 path = os.path.join(root, row[0])
                 out[path] = _content_digest(path)
     return out
 
 
 def _content_digest(path: str) -> str:
+    """The digest of the regular file at ``path``; never blocks on a FIFO or a device."""
     try:
-        with open(path, "rb") as fh:
-            return sha256(fh.read()).hexdigest()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
         return f"error {exc.errno}"
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return f"mode {st.st_mode:o}"
+        try:
+            return sha256(fh.read()).hexdigest()
+        except OSError as exc:
+            return f"error {exc.errno}"
 
 
 def folder_tree(root: str) -> list[tuple[Any, ...]] | None:
