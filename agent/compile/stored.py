@@ -322,9 +322,11 @@ def store(path: str, key: tuple[Any, ...], prepared: Prepared, facts: Any, syste
             fh.write(data)
         os.replace(tmp, path)
         _keep_recent(os.path.dirname(path))
-    except Exception:  # something unpicklable, a full disk: the next run just compiles
+    except BaseException as exc:  # something unpicklable, a full disk: the next run compiles
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if not isinstance(exc, Exception):  # SIGTERM's Interrupted, KeyboardInterrupt
+            raise
         return False
     return True
 
