@@ -340,11 +340,14 @@ def load(path: str, key: tuple[Any, ...], facts: Any, system: Any, backups: Any,
             data = fh.read()
     except OSError:
         return None
-    import pickle
+    try:  # the C unpickler alone: pickle.py's own imports are not needed to load
+        from _pickle import Unpickler, loads
+    except ImportError:
+        from pickle import Unpickler, loads
 
     try:
         # the state dir is trueup's own (mode 0700): nobody else can write this file
-        stored_key, racy, fact_digests, body = pickle.loads(data)  # noqa: S301
+        stored_key, racy, fact_digests, body = loads(data)  # noqa: S301
         if stored_key != key:
             return None
         for file, digest in racy.items():
@@ -359,7 +362,7 @@ def load(path: str, key: tuple[Any, ...], facts: Any, system: Any, backups: Any,
         attributes: dict[str, Any] = {}
         services = {"system": system, "backups": backups, "fact_host": fact_host,
                     "render_file": _render_file(attributes, facts, secrets, phase)}
-        unpickler = pickle.Unpickler(io.BytesIO(body))  # noqa: S301 - as above
+        unpickler = Unpickler(io.BytesIO(body))  # noqa: S301 - as above
         unpickler.persistent_load = services.__getitem__  # type: ignore[method-assign]
         runlist, catalog, stored_attributes = unpickler.load()
         attributes.update(stored_attributes)
