@@ -100,3 +100,12 @@ def test_an_immutable_state_dir_is_one_clear_line(tmp_path: Path, state: Path, b
     line = one_error_line(out)
     assert f"state dir {state} is not writable" in line
     assert not (tmp_path / "converged").exists()
+
+
+@pytest.mark.parametrize("before", ["", "1\n", "123456789012345678901234567890\n"],
+                         ids=["empty", "shorter", "longer"])
+def test_the_lock_file_holds_exactly_the_holders_pid(tmp_path: Path, before: str) -> None:
+    path = tmp_path / "run.lock"
+    path.write_text(before)
+    with RunLock(str(path)):
+        assert path.read_text() == f"{os.getpid()}\n"

@@ -26,6 +26,7 @@ from agent.config import Config
 from agent.engine.backups import Backups
 from agent.host.facts import Facts
 from agent.host.system import System
+from agent.redact import REDACTOR
 from tests.helpers import write_bundle
 
 BASE = """\
@@ -137,6 +138,20 @@ class Inputs:
             (self.bundle / "runlist").unlink()
             self.cfg.runlist = "extra"
         # "version" and "code" are changed around the compile (see the test)
+
+
+_SAVED: list[set[str]] = []
+
+
+def setup_function() -> None:
+    """No secret values left in the process-wide redactor by earlier tests: a run that
+    knows a secret stores no catalog (a new process starts with none)."""
+    _SAVED.append(REDACTOR._values)
+    REDACTOR._values = set()
+
+
+def teardown_function() -> None:
+    REDACTOR._values = _SAVED.pop()
 
 
 def no_secrets(name: Any) -> str:

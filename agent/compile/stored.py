@@ -154,18 +154,26 @@ def racy_digests(key: tuple[Any, ...]) -> dict[str, str]:
     out: dict[str, str] = {}
     for root, rows in key[4]:
         for row in rows:
-            if len(row) > 5 and not stat.S_ISDIR(row[1]) and max(row[4], row[5]) >= since:
+            if len(row) > 5 and stat.S_ISREG(row[1]) and max(row[4], row[5]) >= since:
                 path = os.path.join(root, row[0])
                 out[path] = _content_digest(path)
     return out
 
 
 def _content_digest(path: str) -> str:
+    """The digest of the regular file at ``path``; never blocks on a FIFO or a device."""
     try:
-        with open(path, "rb") as fh:
-            return sha256(fh.read()).hexdigest()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
         return f"error {exc.errno}"
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return f"mode {st.st_mode:o}"
+        try:
+            return sha256(fh.read()).hexdigest()
+        except OSError as exc:
+            return f"error {exc.errno}"
 
 
 def folder_tree(root: str) -> list[tuple[Any, ...]] | None:
@@ -314,9 +322,11 @@ def store(path: str, key: tuple[Any, ...], prepared: Prepared, facts: Any, syste
             fh.write(data)
         os.replace(tmp, path)
         _keep_recent(os.path.dirname(path))
-    except Exception:  # something unpicklable, a full disk: the next run just compiles
+    except BaseException as exc:  # something unpicklable, a full disk: the next run compiles
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if not isinstance(exc, Exception):  # SIGTERM's Interrupted, KeyboardInterrupt
+            raise
         return False
     return True
 
@@ -330,11 +340,14 @@ def load(path: str, key: tuple[Any, ...], facts: Any, system: Any, backups: Any,
             data = fh.read()
     except OSError:
         return None
-    import pickle
+    try:  # the C unpickler alone: pickle.py's own imports are not needed to load
+        from _pickle import Unpickler, loads
+    except ImportError:
+        from pickle import Unpickler, loads
 
     try:
         # the state dir is trueup's own (mode 0700): nobody else can write this file
-        stored_key, racy, fact_digests, body = pickle.loads(data)  # noqa: S301
+        stored_key, racy, fact_digests, body = loads(data)  # noqa: S301
         if stored_key != key:
             return None
         for file, digest in racy.items():
@@ -349,7 +362,7 @@ def load(path: str, key: tuple[Any, ...], facts: Any, system: Any, backups: Any,
         attributes: dict[str, Any] = {}
         services = {"system": system, "backups": backups, "fact_host": fact_host,
                     "render_file": _render_file(attributes, facts, secrets, phase)}
-        unpickler = pickle.Unpickler(io.BytesIO(body))  # noqa: S301 - as above
+        unpickler = Unpickler(io.BytesIO(body))  # noqa: S301 - as above
         unpickler.persistent_load = services.__getitem__  # type: ignore[method-assign]
         runlist, catalog, stored_attributes = unpickler.load()
         attributes.update(stored_attributes)

@@ -43,8 +43,10 @@ class RunLock:
                     self.fd = -1
                     raise LockBusy(f"another trueup run holds {self.path}{holder}") from None
                 time.sleep(0.1)
-        os.ftruncate(self.fd, 0)
-        os.write(self.fd, f"{os.getpid()}\n".encode())
+        pid = f"{os.getpid()}\n".encode()
+        os.pwrite(self.fd, pid, 0)  # in place: truncating to 0 first frees and allocates a block
+        if os.fstat(self.fd).st_size > len(pid):
+            os.ftruncate(self.fd, len(pid))
         return self
 
     def _open(self) -> int:
