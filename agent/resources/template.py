@@ -76,9 +76,9 @@ class Template(File, kind="template"):
             raise SpecError("source", f"template not found: {path} (put it in the "
                                f"{self.ctx.recipe} recipe's templates/ folder)")
         try:
-            text = self.ctx.render_file(path, self.spec.get("variables"),
-                                        trim_blocks=self.spec["trim_blocks"],
-                                        lstrip_blocks=self.spec["lstrip_blocks"])
+            options = {key: self.spec[key] for key in ("trim_blocks", "lstrip_blocks")
+                       if self.spec[key] is not None}  # else the bundle's defaults
+            text = self.ctx.render_file(path, self.spec.get("variables"), **options)
         except RenderError as exc:
             exc.file = path  # type: ignore[attr-defined]
             raise
