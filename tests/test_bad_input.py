@@ -109,8 +109,8 @@ CASES = {
                                 ("needs the field 'sha256'",)),
     "download bad sha256": ("- download: /tmp/x\n  url: https://example.org/x\n"
                             "  sha256: abc\n", 7, ("64 hexadecimal digits",)),
-    "download s3 url": ("- download: /tmp/x\n  url: s3://bucket/x\n  sha256: " + "a" * 64
-                        + "\n", 6, ("use s3_file",)),
+    "download s3 url without key": ("- download: /tmp/x\n  url: s3://bucket\n  sha256: "
+                                    + "a" * 64 + "\n", 6, ("not an S3 object URL",)),
     "archive url without creates": ("- archive: /tmp/a\n  source: https://example.org/a.tgz\n"
                                     "  sha256: " + "a" * 64 + "\n", 5, ("creates",)),
     "block marker": ("- block: /tmp/x\n  content: x\n  marker: '# managed'\n", 7,

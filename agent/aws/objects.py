@@ -112,6 +112,30 @@ def fetch_object(url: str, folder: str, *, etag: str | None = None, sha256: str 
     return FetchedObject(False, tmp, got, str(resp.get("ETag", "")), size)
 
 
+def open_object(url: str, limit: int = MAX_OBJECT) -> Any:
+    """``s3://bucket/key`` as a binary stream (one GetObject), for a caller that verifies
+    what it reads itself (the ``s3://`` form of ``download`` and ``archive``). Errors as
+    :func:`fetch_object`; a body over ``limit`` bytes fails while it is read."""
+    import io
+
+    bucket, key = parse_s3_url(url)
+    resp = call(client("s3").get_object, f"s3 GetObject {url}", Bucket=bucket, Key=key)
+    chunks = read_body(resp, f"s3 GetObject {url}", limit)
+
+    class Body(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def read(self, size: int = -1) -> bytes:  # one chunk at a time, b"" at the end
+            return next(chunks, b"")
+
+        def close(self) -> None:
+            resp["Body"].close()
+            super().close()
+
+    return Body()
+
+
 def _object_sha256(resp: dict[str, Any]) -> str:
     """The object's whole-object SHA-256 checksum (hex), else its ``sha256`` metadata, else "".
 

@@ -5,9 +5,8 @@ it goes; only when the sha256 is the declared one is the file given its mode and
 and renamed into place. A wrong checksum, a failed request or a full disk leaves the
 destination as it was and no temporary file behind.
 
-Schemes live in :data:`FETCHERS` (``http``, ``https``, ``file``); a scheme is one
-function that opens the URL as a binary stream. ``s3://`` is not one of them yet:
-:func:`check_url` says so at load time.
+Schemes live in :data:`FETCHERS` (``http``, ``https``, ``file``, ``s3``); a scheme is
+one function that opens the URL as a binary stream.
 """
 
 from __future__ import annotations
@@ -41,20 +40,31 @@ def _file(url: str, timeout: float) -> BinaryIO:
     return open(unquote(parts.path), "rb")  # noqa: SIM115 (closed by the caller)
 
 
+def _s3(url: str, timeout: float) -> BinaryIO:
+    from agent.aws.objects import open_object
+    from agent.errors import TrueupError, Unreachable
+
+    try:
+        return open_object(url)
+    except (TrueupError, Unreachable) as exc:  # no such bucket or key, access denied, ...
+        raise ResourceError(str(exc)) from None
+
+
 FETCHERS: dict[str, Callable[[str, float], BinaryIO]] = {
-    "http": _http, "https": _http, "file": _file,
+    "http": _http, "https": _http, "file": _file, "s3": _s3,
 }
-NOT_YET = {"s3": "s3:// URLs are not supported by this kind yet; use s3_file: for an "
-                 "object from S3"}
 
 
 def check_url(url: str) -> str | None:
     """Why ``url`` cannot be fetched (to show at load time), or None."""
     scheme = urlsplit(url).scheme.lower()
+    if scheme == "s3":
+        bucket, _, key = url[5:].partition("/")
+        if not bucket or not key or key.endswith("/"):
+            return f"{url!r} is not an S3 object URL; write s3://bucket/key"
+        return None
     if scheme in FETCHERS:
         return None
-    if scheme in NOT_YET:
-        return NOT_YET[scheme]
     return (f"{url!r} is not a URL trueup can fetch; use "
             f"{', '.join(s + '://' for s in FETCHERS)} (or an absolute path)")
 

@@ -23,7 +23,8 @@ class Download(Resource, kind="download"):
     fetched again (only its mode and owner are fixed). The content is streamed into
     a temporary file beside the path and renamed into place once its checksum
     matched: a wrong checksum fails the resource and writes nothing. URLs:
-    ``https://``, ``http://`` and ``file:///``.
+    ``https://``, ``http://``, ``file:///`` and ``s3://bucket/key`` (read with the
+    instance's credentials, as ``s3_file`` is).
 
     Spec:
         download (str): absolute path of the file; the resource's name.

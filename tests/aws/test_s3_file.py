@@ -150,3 +150,31 @@ def test_s3_file_is_not_an_import_of_boto3_at_compile_time():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.stdout.strip() == "False"
+
+
+def test_download_from_s3_verifies_and_a_wrong_sha256_writes_nothing(tmp_path, trueup, env,
+                                                                      aws, artifact):
+    """``download`` with an s3:// URL goes through the same S3 fetch as s3_file."""
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def bundle(name: str, sha: str) -> Path:
+        return write_bundle(tmp_path / name, {"app": f"""
+            resources:
+              - download: {out / name}
+                url: s3://{BUCKET}/app/app.bin
+                sha256: {sha}
+            """}, runlist="app")
+
+    good = trueup("run", str(bundle("good", SHA)), "--detailed-exitcodes")
+    assert good.returncode == 2, good.stdout + good.stderr
+    assert (out / "good").read_bytes() == BODY
+    again = trueup("run", str(bundle("good", SHA)), "--detailed-exitcodes")
+    assert again.returncode == 0, again.stdout + again.stderr
+
+    aws.clear_requests()
+    bad = trueup("run", str(bundle("bad", "f" * 64)), "--detailed-exitcodes")
+    assert bad.returncode == 4, bad.stdout + bad.stderr
+    assert "sha256" in bad.stdout + bad.stderr
+    assert sorted(os.listdir(out)) == ["good"]  # nothing written, no temporary file left
+    assert [r.operation for r in aws.requests(service="s3")] == ["GetObject"]

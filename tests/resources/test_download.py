@@ -95,7 +95,7 @@ def test_a_missing_url_fails_and_writes_nothing(ctx: Context, tmp_path: Path, se
 @pytest.mark.parametrize(("spec", "field", "message"), [
     ({"url": "http://x/y", "sha256": "abc"}, "sha256", "64 hexadecimal digits"),
     ({"url": "ftp://x/y", "sha256": SHA}, "url", "not a URL trueup can fetch"),
-    ({"url": "s3://bucket/key", "sha256": SHA}, "url", "use s3_file"),
+    ({"url": "s3://bucket/", "sha256": SHA}, "url", "not an S3 object URL"),
 ])
 def test_bad_specs_are_refused(ctx: Context, tmp_path: Path, spec: dict, field: str,
                                message: str) -> None:
