@@ -13,7 +13,8 @@ from agent.errors import Interrupted, LockBusy, TrueupError
 
 EPILOG = """exit codes: 0 success; 1 could not run (nothing changed); 4 failures;
 with --detailed-exitcodes 0 no changes, 2 changes, 4 failures, 6 both;
-75 another run holds the lock; 143 / 130 stopped by SIGTERM / SIGINT (the report
+75 another run holds the lock; 194 a recipe asked for a reboot (the next run
+resumes); 143 / 130 stopped by SIGTERM / SIGINT (the report
 says what was done and what was not); 141 the reader of the output went away
 (trueup kinds | head -1) - except run and plan, which finish the converge, keep
 the report and exit with its result."""
@@ -65,6 +66,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--diff", action="store_true", help="show unified diffs of content changes")
     run.add_argument("--splay", type=float, default=None, metavar="SECONDS",
                      help="sleep a random 0..SECONDS before fetching (spreads a fleet's boot)")
+    run.add_argument("--reboot", choices=("defer", "allow"), default="defer",
+                     help="when a recipe asks for a reboot: defer (default: exit 194, as SSM "
+                     "expects) or allow (reboot once the report is written)")
     plan = sub.add_parser("plan", help="what run would change, with diffs (changes nothing)",
                           epilog=EPILOG)
     _run_args(plan)

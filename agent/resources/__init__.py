@@ -198,6 +198,10 @@ class Resource:
     # True for kinds that change the whole system (packages, services, users …): their
     # EXAMPLES are converged on booted test hosts, never on the developer's machine
     SYSTEM: ClassVar[bool] = False
+    # actions a notification carries out at once, as with ``immediately: true`` (reboot now)
+    IMMEDIATE_ACTIONS: ClassVar[tuple[str, ...]] = ()
+    # "end" or "now" once the resource asked for a reboot in this run (the reboot kind)
+    reboot_asked: str | None = None
 
     def __init_subclass__(cls, kind: str = "", **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
