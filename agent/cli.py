@@ -99,7 +99,15 @@ def parser() -> argparse.ArgumentParser:
     pub.add_argument("--kms-key", default="", help="SSE-KMS key (default SSE-S3)")
     pub.add_argument("--ssm-path", default="", metavar="PATH",
                      help="parameter path instead of /trueup/ENV")
+    _userdata_args(sub.add_parser("userdata", help="print user data that installs and "
+                                  "starts trueup on an instance"))
     return top
+
+
+def _userdata_args(p: argparse.ArgumentParser) -> None:
+    from agent.commands.userdata import args
+
+    args(p)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -184,7 +192,7 @@ def _reader_gone() -> None:
 COMMANDS = {"run": ("run", "main"), "plan": ("run", "plan_main"),
             "validate": ("validate", "main"), "report": ("report", "main"),
             "kinds": ("kinds", "main"), "facts": ("facts", "main"),
-            "publish": ("publish", "main")}
+            "publish": ("publish", "main"), "userdata": ("userdata", "main")}
 
 
 def _command(name: str) -> Callable[[argparse.Namespace, Any], int]:
