@@ -101,7 +101,15 @@ def parser() -> argparse.ArgumentParser:
                      help="parameter path instead of /trueup/ENV")
     _userdata_args(sub.add_parser("userdata", help="print user data that installs and "
                                   "starts trueup on an instance"))
+    _watch_args(sub.add_parser("watch", help="daemon: converge every interval, when the "
+                               "release moves, and when a managed file drifts"))
     return top
+
+
+def _watch_args(p: argparse.ArgumentParser) -> None:
+    from agent.commands.watch import args
+
+    args(p)
 
 
 def _userdata_args(p: argparse.ArgumentParser) -> None:
@@ -192,7 +200,8 @@ def _reader_gone() -> None:
 COMMANDS = {"run": ("run", "main"), "plan": ("run", "plan_main"),
             "validate": ("validate", "main"), "report": ("report", "main"),
             "kinds": ("kinds", "main"), "facts": ("facts", "main"),
-            "publish": ("publish", "main"), "userdata": ("userdata", "main")}
+            "publish": ("publish", "main"), "userdata": ("userdata", "main"),
+            "watch": ("watch", "main")}
 
 
 def _command(name: str) -> Callable[[argparse.Namespace, Any], int]:

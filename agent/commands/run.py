@@ -25,6 +25,7 @@ from agent.model import CHANGED, FAILED
 from agent.sources import cache
 
 if TYPE_CHECKING:
+    from agent.commands.watch import Watching
     from agent.engine.runner import Runner
 
 EXIT_OK, EXIT_CANNOT_RUN, EXIT_CHANGES, EXIT_FAILURES, EXIT_LOCKED = 0, 1, 2, 4, 75
@@ -50,7 +51,8 @@ def resolve_source(opts: Options, cfg: Config, instance: InstanceFacts) -> Bundl
     return sources.open_bundle(src, ctx, os.path.join(cfg.state_dir, "cache", "parsed"))
 
 
-def converge(opts: Options, cfg: Config, out: Any = None, reboot: str = "defer") -> int:
+def converge(opts: Options, cfg: Config, out: Any = None, reboot: str = "defer",
+             watch: Watching | None = None) -> int:
     """trueup run / plan: the whole job. Returns the exit code.
 
     SIGTERM and SIGINT stop it cleanly (:class:`StopOnSignal`): the running command's
@@ -59,6 +61,10 @@ def converge(opts: Options, cfg: Config, out: Any = None, reboot: str = "defer")
 
     A reboot asked for by a resource (engine.reboot) ends the run with exit 194 and a
     resume marker; with ``reboot="allow"`` trueup then reboots the machine itself.
+
+    ``watch`` is the daemon's (commands.watch): its signals are its own (SIGTERM lets the
+    resource being converged finish, then the run stops with its report), it may limit
+    the run to some resources (``only``: a drift repair), and it learns the catalog.
     """
     from agent.engine.runner import Runner
 
@@ -71,14 +77,22 @@ def converge(opts: Options, cfg: Config, out: Any = None, reboot: str = "defer")
     timeout = cfg.lock_timeout if opts.lock_timeout is None else opts.lock_timeout
     system = System()
     runner: Runner | None = None
-    with RunLock(os.path.join(cfg.state_dir, "run.lock"), timeout), StopOnSignal() as stop:
+    signals = StopOnSignal() if watch is None else watch.signals()
+    with RunLock(os.path.join(cfg.state_dir, "run.lock"), timeout), signals as stop:
         pending = _resume(opts, cfg, meta)
         try:
             prepared = _prepare(opts, cfg, meta, started, system)
             live = console.live is not None and not opts.json
-            runner = Runner(prepared.catalog, system, noop=opts.noop,
-                            on_result=None if opts.json else console.result,
-                            progress=console.progress if live else None)
+            on_result = None if opts.json else console.result
+            only = None
+            if watch is not None:
+                meta.update(watch.fields)
+                watch.compiled(prepared.catalog)
+                on_result, only = watch.on_result(on_result), watch.only
+                if only is not None:
+                    meta["repair"] = sorted(only)
+            runner = Runner(prepared.catalog, system, noop=opts.noop, on_result=on_result,
+                            progress=console.progress if live else None, only=only)
             try:
                 results = runner.run()
             finally:
