@@ -134,9 +134,10 @@ def test_sighup_runs_once_and_triggers_during_a_run_coalesce(watch, tmp_path):
 
 
 def test_sigterm_lets_the_resource_finish_keeps_the_report_and_exits_0(watch, tmp_path):
+    slow = tmp_path / "slow"
     bundle, out = _bundle(tmp_path, f"""
           - command: slow
-            run: [/bin/sh, -c, "echo started > {tmp_path}/slow; sleep 2; echo done >> {tmp_path}/slow"]
+            run: [/bin/sh, -c, "echo started > {slow}; sleep 2; echo done >> {slow}"]
           - file: {tmp_path}/after
             content: "x\\n"
         """)
