@@ -92,7 +92,8 @@ def machine(testhost_image: Path, local_repo: Path, trueup_wheel: Path,
 
 
 def _boot(machine: dict) -> BootedHost:
-    host = BootedHost(machine["root"], volatile=False, network="private",
+    # ssh.service is not masked: base manages sshd; a private network has port 22 to itself
+    host = BootedHost(machine["root"], volatile=False, network="private", mask=(),
                       apt_repo=machine["repo"], binds_ro=machine["binds"], boot_timeout=900)
     host.start()
     return host
