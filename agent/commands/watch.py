@@ -299,6 +299,9 @@ class Daemon:
         watching = Watching(self, only, trigger)
         waited = False
         while not self.stop.is_set():
+            clients = sys.modules.get("agent.aws.clients")
+            if clients is not None:  # each report counts its own run's AWS calls
+                clients.STATS.__init__()
             try:
                 code = run.converge(self.opts, self.cfg, watch=watching)
             except LockBusy as exc:
