@@ -22,10 +22,12 @@ pytestmark = pytest.mark.slow
 
 
 def _bundle(tmp_path: Path, extra: str = "") -> tuple[Path, Path]:
-    out = tmp_path / "out"
-    out.mkdir()
+    """Two managed files in a folder the first run creates (watched once it exists)."""
+    out = tmp_path / "out" / "conf.d"
+    out.parent.mkdir()
     bundle = write_bundle(tmp_path / "bundle", {"app": f"""
         resources:
+          - directory: {out}
           - file: {out}/a.conf
             content: "a\\n"
             notify: command:a-changed run

@@ -135,6 +135,8 @@ class Daemon:
         self.pointer_name = _pointer_name(opts.source or cfg.source, cfg)
         self.pointer_seen: str | None = None
         self.observer: Any = None
+        self.handler = _Handler(self.file_event)
+        self.watches: dict[str, Any] = {}  # folder → watchdog's watch
         self.runs = 0
 
     # --- triggers ----------------------------------------------------------------------
@@ -168,20 +170,24 @@ class Daemon:
                     paths[os.path.normpath(path)] = node.ident
         with self.cond:
             self.catalog = catalog
-            changed = paths != self.paths
             self.paths = paths
-        if changed:
-            self._schedule()
+        self._schedule()
 
     def _schedule(self) -> None:
+        """Watch the folders of the managed paths that exist (a run may have made more)."""
         if self.observer is None:
             return
-        handler = _Handler(self.file_event)
-        self.observer.unschedule_all()
-        for folder in sorted({os.path.dirname(p) for p in self.paths}):
+        wanted = {os.path.dirname(p) for p in self.paths}
+        for folder in set(self.watches) - wanted:
+            with contextlib.suppress(KeyError, OSError):
+                self.observer.unschedule(self.watches.pop(folder))
+        for folder in sorted(wanted - set(self.watches)):
             if os.path.isdir(folder):
-                with contextlib.suppress(OSError):
-                    self.observer.schedule(handler, folder, recursive=False)
+                try:
+                    self.watches[folder] = self.observer.schedule(self.handler, folder,
+                                                                  recursive=False)
+                except OSError as exc:
+                    say(f"trueup watch: warning: cannot watch {folder}: {exc}")
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -313,6 +319,7 @@ class Daemon:
                 say(f"trueup watch: error: {exc}")
                 code = 1
             self.runs += 1
+            self._schedule()  # folders the run created
             self._status(last={"trigger": trigger, "exit_code": code,
                                 "repair": sorted(only) if only else None})
             return
