@@ -210,3 +210,26 @@ def test_bad_watch_options_are_one_error(trueup, tmp_path, args, message):
     assert done.returncode == 1
     (line,) = done.stderr.strip().splitlines()
     assert message in line
+
+
+def test_with_reboot_allow_the_daemon_reboots_after_a_run_that_asks(env, tmp_path):
+    log = tmp_path / "systemctl.log"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text(f"#!/bin/sh\necho \"$@\" >> {log}\n")
+    (bin_dir / "systemctl").chmod(0o755)
+    flag = tmp_path / "reboot-required"
+    flag.write_text("")
+    bundle = write_bundle(tmp_path / "bundle", {"app": f"""
+        resources:
+          - reboot: pending
+            if_exists: {flag}
+        """}, runlist="app")
+    w = Watch({**env, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, str(bundle), "--splay", "0",
+              "--reboot", "allow", log=tmp_path / "watch.log")
+    try:
+        wait_for(lambda: log.exists() and log.read_text() == "reboot\n")
+        (run,) = w.runs("start")
+        assert run["exit_code"] == 194 and run["reboot"]["action"] == "reboot"
+    finally:
+        assert w.stop() == 0

@@ -61,6 +61,9 @@ def args(p: argparse.ArgumentParser) -> None:
                    help="quiet time after a file changes before it is repaired (default 0.1)")
     p.add_argument("--fight-limit", type=int, default=5, metavar="N",
                    help="more repairs of one resource in a minute is a fight (default 5)")
+    p.add_argument("--reboot", choices=("defer", "allow"), default="defer",
+                   help="when a recipe asks for a reboot: defer (default: the run exits 194 "
+                   "and the request waits) or allow (reboot once the report is written)")
 
 
 def main(ns: argparse.Namespace, cfg: Config) -> int:
@@ -79,6 +82,7 @@ def main(ns: argparse.Namespace, cfg: Config) -> int:
     opts = Options(source=ns.src or ns.source or "", runlist=ns.runlist, lock_timeout=1.0)
     daemon = Daemon(opts, cfg, interval=ns.interval, splay=splay, poll=ns.poll,
                     debounce=ns.debounce, fight_limit=ns.fight_limit)
+    daemon.reboot = ns.reboot
     return daemon.serve()
 
 
@@ -138,6 +142,7 @@ class Daemon:
         self.handler = _Handler(self.file_event)
         self.watches: dict[str, Any] = {}  # folder → watchdog's watch
         self.runs = 0
+        self.reboot = "defer"  # or "allow": a reboot a recipe asks for happens after the run
 
     # --- triggers ----------------------------------------------------------------------
 
@@ -309,7 +314,7 @@ class Daemon:
             if clients is not None:  # each report counts its own run's AWS calls
                 clients.STATS.__init__()
             try:
-                code = run.converge(self.opts, self.cfg, watch=watching)
+                code = run.converge(self.opts, self.cfg, reboot=self.reboot, watch=watching)
             except LockBusy as exc:
                 if not waited:
                     say(f"trueup watch: waiting for the run lock ({exc})")
