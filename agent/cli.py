@@ -107,15 +107,43 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _watch_args(p: argparse.ArgumentParser) -> None:
-    from agent.commands.watch import args
-
-    args(p)
+    p.add_argument("src", nargs="?", help="bundle (same as --source; default: configuration)")
+    p.add_argument("--source", "-s", help="bundle folder, s3://... or ssm:/trueup/ENV")
+    p.add_argument("--runlist", "-r", default="", help="recipes to converge, comma separated")
+    p.add_argument("--interval", type=float, default=1800.0, metavar="SECONDS",
+                   help="converge this often (default 1800)")
+    p.add_argument("--splay", type=float, default=None, metavar="SECONDS",
+                   help="add a random 0..SECONDS to each interval (default: configuration, "
+                   "else 300)")
+    p.add_argument("--poll", type=float, default=60.0, metavar="SECONDS",
+                   help="read the release pointer this often (ssm: sources; default 60)")
+    p.add_argument("--debounce", type=float, default=0.1, metavar="SECONDS",
+                   help="quiet time after a file changes before it is repaired (default 0.1)")
+    p.add_argument("--fight-limit", type=int, default=5, metavar="N",
+                   help="more repairs of one resource in a minute is a fight (default 5)")
+    p.add_argument("--reboot", choices=("defer", "allow"), default="defer",
+                   help="when a recipe asks for a reboot: defer (default: the run exits 194 "
+                   "and the request waits) or allow (reboot once the report is written)")
 
 
 def _userdata_args(p: argparse.ArgumentParser) -> None:
-    from agent.commands.userdata import args
-
-    args(p)
+    p.add_argument("--format", choices=("shell", "cloud-config"), default="shell",
+                   help="a bash script (default) or #cloud-config")
+    p.add_argument("--source", default="", help="bundle the instance converges "
+                   "(ssm:/trueup/ENV, s3://..., a folder on the instance)")
+    p.add_argument("--env", default="", help="environment (default: the trueup:env tag)")
+    p.add_argument("--role", default="", help="role (default: the trueup:role tag)")
+    p.add_argument("--runlist", default="", help="recipes, comma separated")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--wheel", default="", metavar="PATH|s3://...|https://...",
+                       help="trueup wheel to install (a path on the instance, or a URL)")
+    where.add_argument("--index-url", default="", metavar="URL",
+                       help="install trueup from this package index")
+    p.add_argument("--units", choices=("watch", "timer", "none"), default="watch",
+                   help="watch: the trueup watch daemon (default); timer: trueup run "
+                   "every 30 minutes; none: only the shutdown event")
+    p.add_argument("--units-dir", action="store_true",
+                   help="print the folder of trueup's systemd units and exit")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -43,27 +43,6 @@ ACCESS_KEY = re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b")
 SAFE_VALUE = re.compile(r"^[A-Za-z0-9_./:@+=,~%?&-]*$")
 
 
-def args(p: argparse.ArgumentParser) -> None:
-    """The command line of ``trueup userdata``."""
-    p.add_argument("--format", choices=("shell", "cloud-config"), default="shell",
-                   help="a bash script (default) or #cloud-config")
-    p.add_argument("--source", default="", help="bundle the instance converges "
-                   "(ssm:/trueup/ENV, s3://..., a folder on the instance)")
-    p.add_argument("--env", default="", help="environment (default: the trueup:env tag)")
-    p.add_argument("--role", default="", help="role (default: the trueup:role tag)")
-    p.add_argument("--runlist", default="", help="recipes, comma separated")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--wheel", default="", metavar="PATH|s3://...|https://...",
-                       help="trueup wheel to install (a path on the instance, or a URL)")
-    where.add_argument("--index-url", default="", metavar="URL",
-                       help="install trueup from this package index")
-    p.add_argument("--units", choices=tuple(UNITS), default="watch",
-                   help="watch: the trueup watch daemon (default); timer: trueup run "
-                   "every 30 minutes; none: only the shutdown event")
-    p.add_argument("--units-dir", action="store_true",
-                   help="print the folder of trueup's systemd units and exit")
-
-
 def main(ns: argparse.Namespace, cfg: Config) -> int:
     if ns.units_dir:
         from agent.host.amifiles import ami_dir

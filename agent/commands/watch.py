@@ -45,27 +45,6 @@ BACKOFF_MAX = 3600.0
 IGNORED_EVENTS = ("opened", "closed_no_write")
 
 
-def args(p: argparse.ArgumentParser) -> None:
-    """The command line of ``trueup watch``."""
-    p.add_argument("src", nargs="?", help="bundle (same as --source; default: configuration)")
-    p.add_argument("--source", "-s", help="bundle folder, s3://... or ssm:/trueup/ENV")
-    p.add_argument("--runlist", "-r", default="", help="recipes to converge, comma separated")
-    p.add_argument("--interval", type=float, default=1800.0, metavar="SECONDS",
-                   help="converge this often (default 1800)")
-    p.add_argument("--splay", type=float, default=None, metavar="SECONDS",
-                   help="add a random 0..SECONDS to each interval (default: configuration, "
-                   "else 300)")
-    p.add_argument("--poll", type=float, default=60.0, metavar="SECONDS",
-                   help="read the release pointer this often (ssm: sources; default 60)")
-    p.add_argument("--debounce", type=float, default=0.1, metavar="SECONDS",
-                   help="quiet time after a file changes before it is repaired (default 0.1)")
-    p.add_argument("--fight-limit", type=int, default=5, metavar="N",
-                   help="more repairs of one resource in a minute is a fight (default 5)")
-    p.add_argument("--reboot", choices=("defer", "allow"), default="defer",
-                   help="when a recipe asks for a reboot: defer (default: the run exits 194 "
-                   "and the request waits) or allow (reboot once the report is written)")
-
-
 def main(ns: argparse.Namespace, cfg: Config) -> int:
     from agent.compile.prepare import Options
 
