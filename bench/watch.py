@@ -138,11 +138,12 @@ def pointer_poll(work: Path, seconds: float) -> dict:
                              aws_access_key_id="x", aws_secret_access_key="x")
         ssm.put_parameter(Name="/trueup/bench/bundle", Value=pointer, Type="String")
         state = work / "poll-state"
-        # an interval longer than the measurement and no start run: only the poll is measured
+        # an interval longer than the measurement: after the start run, only polls happen
         proc = _start(["ssm:/trueup/bench", "--poll", "1", "--interval", "86400"],
                       _env(state, {**env, "TRUEUP_SPLAY": "0"}), work / "poll.log")
         try:
-            time.sleep(3)  # imports done, first polls made
+            _wait_report(state)  # the start run (it fails: the pointer names no object)
+            time.sleep(2)  # the first polls after it are made
             server.clear_requests()
             cpu0, _, _ = _cpu_rss(proc.pid)
             time.sleep(seconds)
