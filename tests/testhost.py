@@ -899,9 +899,8 @@ class BootedHost(_Host):
     ``/srv/repo`` and made the host's only apt source (``deb [trusted=yes] file:/srv/repo
     ./``); the image's apt lists are dropped, as on a freshly imaged instance, so the
     first install needs an ``apt-get update``. For hosts that cannot reach the mirror.
-    ``volatile=False`` boots ``image`` itself, writable (a copy or an overlay the test
-    made): what the host writes survives a stop, so the next start is a reboot of the
-    same machine rather than a first boot.
+    ``volatile=False``: boot the image itself, writable (an image build: the image must be
+    a throw-away copy, e.g. an overlay mount; ``stop(graceful=True)`` shuts it down cleanly).
     """
 
     kind = "booted"
