@@ -124,6 +124,13 @@ def test_first_boot_converges_once_and_shutdown_runs_at_poweroff(machine: dict) 
         log = host.read_file("/var/log/trueup/userdata.log").decode()
         assert "trueup-userdata: done (setup exit 0)" in log
 
+        cloud_config = run_cli("userdata", "--format", "cloud-config", "--wheel",
+                               "/srv/wheels/trueup.whl", "--source", "/srv/recipes")
+        host.write_file("/tmp/cloud-config.yaml", cloud_config.stdout)
+        schema = host.run(["cloud-init", "schema", "--config-file", "/tmp/cloud-config.yaml"],
+                          check=False)
+        assert schema.returncode == 0 and "Valid cloud-config" in schema.stdout, schema
+
         again = host.run(["bash", "/var/lib/cloud/instance/scripts/part-001"], check=False,
                          timeout=600)
         assert again.returncode == 0, again.stdout + again.stderr
