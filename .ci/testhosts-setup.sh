@@ -51,7 +51,7 @@ HOST_TOOLS=(mmdebstrap systemd-container zstd util-linux iproute2 dpkg-dev)
 # that the image lacks; `apt-get install -d` in a throw-away overlay of the image adds the
 # missing dependencies and recommends, i.e. what a host of this image will ask for.
 REPO_VERSION=1
-REPO_PACKAGES=(sudo curl less tzdata nginx hello jq prometheus-node-exporter)
+REPO_PACKAGES=(sudo curl less tzdata nginx hello jq prometheus-node-exporter cloud-init)
 
 # Runs in a private mount namespace: "$1" image rootfs, "$2" scratch folder, "$3" output
 # folder, then the package names.

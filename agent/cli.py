@@ -1,5 +1,5 @@
 """trueup's command line: run, plan, validate, report, kinds, facts, publish, verify,
-fleet.
+fleet, userdata, watch.
 
 Adding a command takes three steps, and touches nothing else here:
 
@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 EPILOG = """exit codes: 0 success; 1 could not run (nothing changed); 4 failures;
 with --detailed-exitcodes 0 no changes, 2 changes, 4 failures, 6 both;
-75 another run holds the lock; 143 / 130 stopped by SIGTERM / SIGINT (the report
+75 another run holds the lock; 194 a recipe asked for a reboot (the next run
+resumes); 143 / 130 stopped by SIGTERM / SIGINT (the report
 says what was done and what was not); 141 the reader of the output went away
 (trueup kinds | head -1) - except run and plan, which finish the converge, keep
 the report and exit with its result."""
@@ -129,6 +130,9 @@ def _run_only_args(p: Any) -> None:
     p.add_argument("--diff", action="store_true", help="show unified diffs of content changes")
     p.add_argument("--splay", type=float, default=None, metavar="SECONDS",
                    help="sleep a random 0..SECONDS before fetching (spreads a fleet's boot)")
+    p.add_argument("--reboot", choices=("defer", "allow"), default="defer",
+                   help="when a recipe asks for a reboot: defer (default: exit 194, as SSM "
+                   "expects) or allow (reboot once the report is written)")
 
 
 def _validate_args(p: Any) -> None:
@@ -169,6 +173,46 @@ def _publish_args(p: Any) -> None:
                    help="parameter path instead of /trueup/ENV")
 
 
+def _watch_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("src", nargs="?", help="bundle (same as --source; default: configuration)")
+    p.add_argument("--source", "-s", help="bundle folder, s3://... or ssm:/trueup/ENV")
+    p.add_argument("--runlist", "-r", default="", help="recipes to converge, comma separated")
+    p.add_argument("--interval", type=float, default=1800.0, metavar="SECONDS",
+                   help="converge this often (default 1800)")
+    p.add_argument("--splay", type=float, default=None, metavar="SECONDS",
+                   help="add a random 0..SECONDS to each interval (default: configuration, "
+                   "else 300)")
+    p.add_argument("--poll", type=float, default=60.0, metavar="SECONDS",
+                   help="read the release pointer this often (ssm: sources; default 60)")
+    p.add_argument("--debounce", type=float, default=0.1, metavar="SECONDS",
+                   help="quiet time after a file changes before it is repaired (default 0.1)")
+    p.add_argument("--fight-limit", type=int, default=5, metavar="N",
+                   help="more repairs of one resource in a minute is a fight (default 5)")
+    p.add_argument("--reboot", choices=("defer", "allow"), default="defer",
+                   help="when a recipe asks for a reboot: defer (default: the run exits 194 "
+                   "and the request waits) or allow (reboot once the report is written)")
+
+
+def _userdata_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=("shell", "cloud-config"), default="shell",
+                   help="a bash script (default) or #cloud-config")
+    p.add_argument("--source", default="", help="bundle the instance converges "
+                   "(ssm:/trueup/ENV, s3://..., a folder on the instance)")
+    p.add_argument("--env", default="", help="environment (default: the trueup:env tag)")
+    p.add_argument("--role", default="", help="role (default: the trueup:role tag)")
+    p.add_argument("--runlist", default="", help="recipes, comma separated")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--wheel", default="", metavar="PATH|s3://...|https://...",
+                       help="trueup wheel to install (a path on the instance, or a URL)")
+    where.add_argument("--index-url", default="", metavar="URL",
+                       help="install trueup from this package index")
+    p.add_argument("--units", choices=("watch", "timer", "none"), default="watch",
+                   help="watch: the trueup watch daemon (default); timer: trueup run "
+                   "every 30 minutes; none: only the shutdown event")
+    p.add_argument("--units-dir", action="store_true",
+                   help="print the folder of trueup's systemd units and exit")
+
+
 # name → (help, arguments builder, module in agent/commands/, function (args, cfg) -> code)
 COMMANDS: dict[str, tuple[str, Callable[[Any], None], str, str]] = {
     "run": ("converge this host", _run_only_args, "run", "main"),
@@ -182,6 +226,10 @@ COMMANDS: dict[str, tuple[str, Callable[[Any], None], str, str]] = {
                 "publish", "main"),
     "verify": ("run the recipes' testinfra checks on this host", _verify_args, "verify", "main"),
     "fleet": ("run trueup across instances; their compliance", _fleet_args, "fleet", "main"),
+    "userdata": ("print user data that installs and starts trueup on an instance",
+                 _userdata_args, "userdata", "main"),
+    "watch": ("daemon: converge every interval, when the release moves, and when a managed "
+              "file drifts", _watch_args, "watch", "main"),
 }
 
 

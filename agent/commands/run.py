@@ -12,6 +12,7 @@ from agent.aws.ec2 import InstanceFacts
 from agent.compile import stored
 from agent.compile.options import Options, Prepared
 from agent.config import Config
+from agent.engine import reboot as reboots
 from agent.engine import report as reports
 from agent.engine.backups import Backups
 from agent.engine.interrupt import StopOnSignal, interrupted_fields, interrupted_line
@@ -25,6 +26,7 @@ from agent.sources import cache
 if TYPE_CHECKING:
     import argparse
 
+    from agent.commands.watch import Watching
     from agent.compile.loader import Bundle
     from agent.engine.runner import Runner
 
@@ -51,12 +53,20 @@ def resolve_source(opts: Options, cfg: Config, instance: InstanceFacts) -> Bundl
     return sources.open_bundle(src, ctx, os.path.join(cfg.state_dir, "cache", "parsed"))
 
 
-def converge(opts: Options, cfg: Config, out: Any = None) -> int:
+def converge(opts: Options, cfg: Config, out: Any = None, reboot: str = "defer",
+             watch: Watching | None = None) -> int:
     """trueup run / plan: the whole job. Returns the exit code.
 
     SIGTERM and SIGINT stop it cleanly (:class:`StopOnSignal`): the running command's
     process group is stopped, a report marked interrupted is kept, the lock is freed,
     and the exit code is 128 + the signal's number (143, 130).
+
+    A reboot asked for by a resource (engine.reboot) ends the run with exit 194 and a
+    resume marker; with ``reboot="allow"`` trueup then reboots the machine itself.
+
+    ``watch`` is the daemon's (commands.watch): its signals are its own (SIGTERM lets the
+    resource being converged finish, then the run stops with its report), it may limit
+    the run to some resources (``only``: a drift repair), and it learns the catalog.
     """
     from agent.engine.runner import Runner
 
@@ -69,13 +79,22 @@ def converge(opts: Options, cfg: Config, out: Any = None) -> int:
     timeout = cfg.lock_timeout if opts.lock_timeout is None else opts.lock_timeout
     system = System()
     runner: Runner | None = None
-    with RunLock(os.path.join(cfg.state_dir, "run.lock"), timeout), StopOnSignal() as stop:
+    signals = StopOnSignal() if watch is None else watch.signals()
+    with RunLock(os.path.join(cfg.state_dir, "run.lock"), timeout), signals as stop:
+        pending = _resume(opts, cfg, meta)
         try:
             prepared = _prepare(opts, cfg, meta, started, system)
             live = console.live is not None and not opts.json
-            runner = Runner(prepared.catalog, system, noop=opts.noop,
-                            on_result=None if opts.json else console.result,
-                            progress=console.progress if live else None)
+            on_result = None if opts.json else console.result
+            only = None
+            if watch is not None:
+                meta.update(watch.fields)
+                watch.compiled(prepared.catalog)
+                on_result, only = watch.on_result(on_result), watch.only
+                if only is not None:
+                    meta["repair"] = sorted(only)
+            runner = Runner(prepared.catalog, system, noop=opts.noop, on_result=on_result,
+                            progress=console.progress if live else None, only=only)
             try:
                 results = runner.run()
             finally:
@@ -91,10 +110,59 @@ def converge(opts: Options, cfg: Config, out: Any = None) -> int:
             report["exit_code"] = exit_code(report["totals"], opts.detailed_exitcodes)
             report["pruned"] = cache.prune(cfg.state_dir, cfg.cache_keep,
                                            prepared.bundle.cached_paths())
+            if not opts.noop:
+                _reboot_fields(report, runner, pending, cfg, reboot)
         stop.disarm()
         keep_report(cfg, report)
     _tell(report, opts, console)
+    if report.get("reboot", {}).get("action") == "reboot":
+        done = system.run(["systemctl", "reboot"], timeout=120)
+        if not done.ok:
+            warn(f"systemctl reboot failed ({done.returncode}); reboot the machine yourself")
     return report["exit_code"]
+
+
+def _resume(opts: Options, cfg: Config, meta: dict[str, Any]) -> dict[str, Any] | None:
+    """Read the resume marker a run that asked for a reboot left (engine.reboot).
+
+    After the reboot, the report says the run resumed; the marker itself goes when the
+    run is over. Returns the marker when the reboot has not happened yet (still pending).
+    """
+    marker = reboots.read_marker(cfg.state_dir)
+    if marker is None:
+        return None
+    if reboots.rebooted_since(marker):
+        meta["resumed"] = {key: marker.get(key) for key in ("run_id", "resource", "reason",
+                                                             "not_run")}
+        say(reboots.resumed_line(marker))
+        if not opts.noop:
+            reboots.clear_marker(cfg.state_dir)
+        return None
+    return marker
+
+
+def _reboot_fields(report: dict[str, Any], runner: Runner, pending: dict[str, Any] | None,
+                   cfg: Config, reboot: str) -> None:
+    """A reboot asked for by this run, or by an earlier one in this boot: exit 194."""
+    request = runner.reboot
+    if request is None and pending is not None:
+        request = {key: pending.get(key, "") for key in ("resource", "when", "reason")}
+        request["pending_since"] = pending.get("run_id", "")
+    if request is None:
+        return
+    action = "reboot" if reboot == "allow" else "exit 194"
+    report["reboot"] = {**request, "action": action}
+    if runner.reboot_now:
+        report["not_run"] = runner.unfinished()
+        report["notifications_not_run"] = runner.pending_notifications()
+    report["exit_code"] = reboots.EXIT_REBOOT
+    try:
+        reboots.write_marker(cfg.state_dir, report["run_id"], request,
+                             report.get("not_run", []))
+    except OSError as exc:
+        warn(f"could not write the resume marker: {_os_reason(exc)}")
+    say(reboots.request_line(request, "rebooting now" if action == "reboot" else
+                             "exit 194 (SSM reboots and runs again; or reboot, then run again)"))
 
 
 def _tell(report: dict[str, Any], opts: Options, console: reports.Console) -> None:
@@ -238,7 +306,7 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
     if splay < 0:
         raise TrueupError(f"--splay must be 0 or more seconds, not {splay:g}")
     opts.splay = 0.0 if args.noop else splay
-    return converge(opts, cfg)
+    return converge(opts, cfg, reboot=args.reboot)
 
 
 def plan_main(args: argparse.Namespace, cfg: Config) -> int:

@@ -5,6 +5,8 @@ there. Otherwise ``apply`` exactly those changes (with retries), and ``check``
 again: anything left is a failure (paired execution). A failed resource skips
 its dependents; independent resources still converge. Notifications from
 changed resources run once each, at the end, or at once with ``immediately``.
+A resource that asks for a reboot (the reboot kind) is noted in ``reboot``; one that
+asks for it ``now`` ends the walk there.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ class Runner:
     def __init__(self, catalog: Catalog, system: System, noop: bool = False,
                  on_result: Callable[[Result], None] | None = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 progress: Callable[[str, str], None] | None = None) -> None:
+                 progress: Callable[[str, str], None] | None = None,
+                 only: set[str] | None = None) -> None:
         self.catalog = catalog
         self.system = system
         self.noop = noop
@@ -54,6 +57,9 @@ class Runner:
         self.sent: set[tuple[str, str]] = set()  # delayed notifications done
         self.current: str | None = None  # the identity being converged or refreshed
         self.done_actions: dict[str, set[str]] = {}  # ident → actions refreshed this run
+        self.only = only  # converge just these identities (and what they notify): watch
+        # the reboot asked for: {"resource", "when": "end"|"now", "reason"}; None: none
+        self.reboot: dict[str, str] | None = None
         for node in catalog.nodes:
             for ident, action in node.subscribe:
                 self.subscribers.setdefault(ident, []).append((node, action))
@@ -65,6 +71,8 @@ class Runner:
         for result in self.excluded:
             self.on_result(result)
         for node in self.catalog.nodes:
+            if self.only is not None and node.ident not in self.only:
+                continue
             if node.ident in self.blocked:
                 result = Result(node.ident, SKIPPED, location=str(node.loc),
                                 error=self.blocked[node.ident])
@@ -80,14 +88,32 @@ class Runner:
                 if result.status in (FAILED, SKIPPED):
                     self._block_dependents(node)
             self._record(result)
+            self._note_reboot(node)
             if result.status == CHANGED:
                 self._notify_from(node)
+            if self.reboot_now:
+                self.system.flush()
+                return self.finished()
         self._settle()
         for (ident, action), sources in self._delayed():
+            if self.reboot_now:
+                break
             self._refresh(self.catalog.by_ident[ident], action, sources)
             self.sent.add((ident, action))
         self.system.flush()
         return self.finished()
+
+    @property
+    def reboot_now(self) -> bool:
+        """A resource asked for a reboot at once: the walk stops after it."""
+        return self.reboot is not None and self.reboot["when"] == "now"
+
+    def _note_reboot(self, node: Node) -> None:
+        when = node.res.reboot_asked
+        if not when or (self.reboot is not None and self.reboot["when"] == "now"):
+            return
+        reason = "(sensitive)" if node.res.sensitive else str(node.res.get("reason") or "")
+        self.reboot = {"resource": node.ident, "when": when, "reason": reason}
 
     def finished(self) -> list[Result]:
         """The results decided so far, in catalog order (all of them once run() returns),
@@ -219,7 +245,7 @@ class Runner:
         targets = [(self.catalog.by_ident[i], a) for i, a in node.notify]
         targets += self.subscribers.get(node.ident, [])
         for target, action in targets:
-            if node.immediately:
+            if node.immediately or action in target.res.IMMEDIATE_ACTIONS:
                 self._refresh(target, action, [node.ident])
             else:
                 self.queued.setdefault((target.ident, action), []).append(node.ident)
@@ -281,6 +307,7 @@ class Runner:
             result.duration += time.perf_counter() - start
         self.results[ident] = result
         self.current = None
+        self._note_reboot(target)
         # the console shows just this notification, not the resource's earlier changes again
         self.on_result(Result(ident, result.status, [change], result.error))
 

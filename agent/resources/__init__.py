@@ -210,6 +210,10 @@ class Resource:
     # stored and reused while those stay the same (agent.compile.stored). A kind whose
     # prepare() reads the host leaves it False; a kind without prepare() need not set it.
     PREPARE_IS_PURE: ClassVar[bool] = False
+    # actions a notification carries out at once, as with ``immediately: true`` (reboot now)
+    IMMEDIATE_ACTIONS: ClassVar[tuple[str, ...]] = ()
+    # "end" or "now" once the resource asked for a reboot in this run (the reboot kind)
+    reboot_asked: str | None = None
 
     def __init_subclass__(cls, kind: str = "", **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
