@@ -148,7 +148,7 @@ def test_allow_reboots_after_the_report_is_written(tmp_path, trueup, env):
 
 @pytest.mark.parametrize(("spec", "message"), [
     ("if_exists: run/reboot-required", "if_exists must be an absolute path"),
-    ("when: later", "when must be one of end, now"),
+    ("at: later", "at must be one of end, now"),
 ])
 def test_bad_reboot_spec_is_one_error_naming_the_line(tmp_path, trueup, spec, message):
     bundle = write_bundle(tmp_path / "bundle", {"app": f"""

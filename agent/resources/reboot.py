@@ -23,14 +23,14 @@ class Reboot(Resource, kind="reboot"):
 
     Declared without a notification it does nothing, unless ``if_exists`` names a
     file whose presence means a reboot is pending (Debian and Ubuntu write
-    ``/run/reboot-required`` after a kernel or libc upgrade); ``when`` then says
+    ``/run/reboot-required`` after a kernel or libc upgrade); ``at`` then says
     whether the run stops there (``now``) or finishes first (``end``).
 
     Spec:
         reboot (str): a name for the reboot; the resource's name.
         reason (str): why; shown in the report and the console.
         if_exists (str): ask for a reboot whenever this path exists.
-        when (str): end (default) or now, for a reboot asked by ``if_exists``.
+        at (str): end (default) or now, for a reboot asked by ``if_exists``.
 
     Example:
         - reboot: new-kernel
@@ -44,7 +44,7 @@ class Reboot(Resource, kind="reboot"):
     FIELDS = {
         "reason": f(str, "", "why the reboot is needed (shown in the report)"),
         "if_exists": f(str, None, "ask for a reboot whenever this path exists"),
-        "when": f(str, "end", "end of the run, or now (for if_exists)", choices=WHEN),
+        "at": f(str, "end", "end of the run, or now (for if_exists)", choices=WHEN),
     }
     STATES = ("present",)
     ACTIONS = ("request", "now")
@@ -69,10 +69,10 @@ class Reboot(Resource, kind="reboot"):
         path = self.spec.get("if_exists")
         if self.reboot_asked or path is None or not os.path.lexists(path):
             return []
-        return [Change("reboot", None, f"{self.spec['when']}: {self.why} ({path} exists)")]
+        return [Change("reboot", None, f"{self.spec['at']}: {self.why} ({path} exists)")]
 
     def apply(self, changes: list[Change]) -> None:
-        self.reboot_asked = self.spec["when"]
+        self.reboot_asked = self.spec["at"]
 
     def refresh(self, action: str) -> None:
         # "now" wins over an earlier "request" of the same run
