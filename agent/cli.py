@@ -43,6 +43,30 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--color", choices=("auto", "always", "never"), default=None)
 
 
+def _bake_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("src", nargs="?", help="bundle folder, s3://… or ssm:/trueup/ENV")
+    p.add_argument("--source", "-s", help="the bundle (same as SRC)")
+    p.add_argument("--runlist", "-r", default="", help="recipes to bake, comma separated")
+    p.add_argument("-a", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                   help="set an attribute (highest precedence)")
+    p.add_argument("--attributes", dest="attributes_file", default="", metavar="FILE",
+                   help="node attributes JSON/YAML (may hold a run_list)")
+    p.add_argument("--detailed-exitcodes", action="store_true",
+                   help="0 no changes, 2 changes, 4 failures, 6 both")
+    p.add_argument("--json", action="store_true", help="print the JSON report instead")
+    p.add_argument("--lock-timeout", type=float, default=None, metavar="SECONDS")
+    p.add_argument("--color", choices=("auto", "always", "never"), default=None)
+    p.set_defaults(phase="bake", event=None, diff=False)
+
+
+def _seal_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--noop", action="store_true",
+                   help="list what would be removed; remove nothing")
+    p.add_argument("--json", action="store_true", help="print what was (or would be) removed "
+                   "as JSON")
+    p.add_argument("--root", default="/", help=argparse.SUPPRESS)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, except that a command line it cannot read is trueup's exit 1.
 
@@ -81,6 +105,10 @@ def parser() -> argparse.ArgumentParser:
     kinds.add_argument("--json", action="store_true",
                        help="print fields, states, actions and example as JSON")
     sub.add_parser("facts", help="this host's facts as JSON")
+    _bake_args(sub.add_parser("bake", help="image build: converge the bake phase, write "
+                              "the bake manifest", epilog=EPILOG))
+    _seal_args(sub.add_parser("seal", help="image build: remove host keys, machine id, "
+                              "logs and secrets before the snapshot"))
     pub = sub.add_parser("publish", help="validate, pack and upload a bundle; move the pointer")
     pub.add_argument("path", nargs="?", default="", help="bundle folder")
     pub.add_argument("--bucket", default="", help="S3 bucket for bundles")
@@ -180,7 +208,8 @@ def _reader_gone() -> None:
 COMMANDS = {"run": ("run", "main"), "plan": ("run", "plan_main"),
             "validate": ("validate", "main"), "report": ("report", "main"),
             "kinds": ("kinds", "main"), "facts": ("facts", "main"),
-            "publish": ("publish", "main")}
+            "publish": ("publish", "main"),
+            "bake": ("bake", "main"), "seal": ("seal", "main")}
 
 
 def _command(name: str) -> Callable[[argparse.Namespace, Any], int]:

@@ -7,12 +7,16 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from agent.aws.ec2 import InstanceFacts
+from agent.compile.catalog import boot_subset
 from agent.compile.loader import Bundle
 from agent.compile.prepare import Options, Prepared, prepare
 from agent.config import Config
+from agent.engine import manifest
 from agent.engine import report as reports
 from agent.engine.backups import Backups
 from agent.engine.interrupt import StopOnSignal, interrupted_fields, interrupted_line
@@ -49,8 +53,16 @@ def resolve_source(opts: Options, cfg: Config, instance: InstanceFacts) -> Bundl
     return sources.open_bundle(src, ctx, os.path.join(cfg.state_dir, "cache", "parsed"))
 
 
-def converge(opts: Options, cfg: Config, out: Any = None) -> int:
+def converge(opts: Options, cfg: Config, out: Any = None,
+             after: Callable[[Prepared, list[Any], dict[str, Any]], None] | None = None) -> int:
     """trueup run / plan: the whole job. Returns the exit code.
+
+    ``after(prepared, results, report)`` runs once a converge finished (trueup bake
+    writes its manifest there), before the report is stored.
+
+    ``--phase boot`` on a baked image (one with a bake manifest): the baked resources are
+    compiled too, and those whose input digest differs from the manifest's (the bundle
+    changed since the bake) converge again; the report lists them as ``left_image``.
 
     SIGTERM and SIGINT stop it cleanly (:class:`StopOnSignal`): the running command's
     process group is stopped, a report marked interrupted is kept, the lock is freed,
@@ -69,7 +81,13 @@ def converge(opts: Options, cfg: Config, out: Any = None) -> int:
     runner: Runner | None = None
     with RunLock(os.path.join(cfg.state_dir, "run.lock"), timeout), StopOnSignal() as stop:
         try:
-            prepared = _prepare(opts, cfg, meta, started, system)
+            baked = manifest.load(cfg.state_dir) if opts.phase == "boot" else None
+            compile_opts = replace(opts, phase="all") if baked else opts
+            prepared = _prepare(compile_opts, cfg, meta, started, system)
+            if baked:
+                prepared.catalog, left = boot_subset(prepared.catalog,
+                                                     manifest.digests(baked))
+                meta["left_image"] = left
             live = console.live is not None and not opts.json
             runner = Runner(prepared.catalog, system, noop=opts.noop,
                             on_result=None if opts.json else console.result,
@@ -89,6 +107,8 @@ def converge(opts: Options, cfg: Config, out: Any = None) -> int:
             report["exit_code"] = exit_code(report["totals"], opts.detailed_exitcodes)
             report["pruned"] = cache.prune(cfg.state_dir, cfg.cache_keep,
                                            prepared.bundle.cached_paths())
+            if after is not None:
+                after(prepared, results, report)
         stop.disarm()
         keep_report(cfg, report)
     _tell(report, opts, console)
@@ -105,6 +125,9 @@ def _tell(report: dict[str, Any], opts: Options, console: reports.Console) -> No
     if opts.json:
         console.write(reports.dumps(report) + "\n")
     elif "interrupted" not in report:
+        if report.get("left_image"):
+            console.write("left the image (changed since the bake, converged now): "
+                          + ", ".join(report["left_image"]) + "\n")
         console.pruned(report["pruned"])
         console.summary(report)
 

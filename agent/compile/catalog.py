@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.compile.loader import Recipe
+from agent.compile.phases import refuse_baked_reads, source_reads, strings_in
 from agent.compile.render import Renderer, RenderError
 from agent.compile.yamlfile import LineDict
 from agent.errors import TrueupError, did_you_mean
@@ -136,6 +137,28 @@ def compile_catalog(recipes: list[Recipe], renderer: Renderer,
     return Catalog(_order(nodes, by_ident), by_ident)
 
 
+def boot_subset(catalog: Catalog, baked: dict[str, str]) -> tuple[Catalog, list[str]]:
+    """A boot run on a baked image: boot and any resources, plus the baked ones whose
+    input digest is not the one in the bake manifest (``baked``: ident → digest).
+
+    Returns the smaller catalog and the idents that "left the image".
+    """
+    from agent.compile.phases import input_digest
+
+    keep: list[Node] = []
+    left: list[str] = []
+    for node in catalog.nodes:
+        if node.phase != "bake":
+            keep.append(node)
+        elif baked.get(node.ident) != input_digest(node.res):
+            keep.append(node)
+            left.append(node.ident)
+    keep.sort(key=lambda n: n.index)
+    by_ident = {n.ident: n for n in keep}
+    _resolve(keep, by_ident, False)
+    return Catalog(_order(keep, by_ident), by_ident), left
+
+
 def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: Renderer,
                  index: int, wanted: tuple[str, ...]) -> Node | None:
     file = recipe.file
@@ -160,6 +183,12 @@ def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: R
                           item.lines.get("phase", line))
     if phase not in wanted:
         return None
+    if phase == "bake":  # found in the source: a false branch on this machine counts too
+        for key, value in item.items():
+            for text in strings_in(value):
+                for what, _ in source_reads(renderer, text):
+                    refuse_baked_reads(f"{kind}:{item[kind]}", what, file,
+                                       item.lines.get(key, line))
 
     raw_name = item[kind]
     if isinstance(raw_name, (int, float)) and not isinstance(raw_name, bool):
@@ -225,6 +254,10 @@ def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: R
         key = getattr(exc, "field", None)
         raise TrueupError(str(exc), file, item.lines.get(key, line)) from None
 
+    source = getattr(res, "source_path", None)
+    if phase == "bake" and source:
+        _refuse_template_reads(res.ident, source, renderer)
+
     guards: dict[str, list[str] | None] = {}
     for guard in ("only_if", "not_if"):
         argv = spec[guard]
@@ -246,6 +279,18 @@ def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: R
                 retry_delay=max(0.0, float(spec["retry_delay"])),
                 ignore_failure=bool(spec["ignore_failure"]),
                 lines=item.lines)
+
+
+def _refuse_template_reads(ident: str, path: str, renderer: Renderer) -> None:
+    """A baked template file must not read secrets or EC2 facts anywhere in its source."""
+    from agent.host import files
+
+    try:
+        text = files.read_text(path, files.MAX_SOURCE_BYTES)
+    except (OSError, UnicodeDecodeError):
+        return  # rendering it already succeeded; nothing more to learn here
+    for what, lineno in source_reads(renderer, text):
+        refuse_baked_reads(ident, what, path, lineno)
 
 
 def _hides_values(item: LineDict) -> bool:
