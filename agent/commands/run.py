@@ -105,6 +105,8 @@ def converge(opts: Options, cfg: Config, out: Any = None,
                 meta["facts"] = {"reads": dict(fact_reads)}
             report = reports.build(meta, results, started)
             report["exit_code"] = exit_code(report["totals"], opts.detailed_exitcodes)
+            # what trueup seal must not leave in an image: resources that hold a secret
+            report["sensitive"] = [n.ident for n in prepared.catalog.nodes if n.res.sensitive]
             report["pruned"] = cache.prune(cfg.state_dir, cfg.cache_keep,
                                            prepared.bundle.cached_paths())
             if after is not None:
