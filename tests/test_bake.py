@@ -167,3 +167,19 @@ def test_an_unreadable_manifest_stops_a_boot_run_before_any_change(tmp_path, tru
     assert res.returncode == 1
     assert "bake/manifest.json: the bake manifest cannot be read" in res.stderr
     assert not out.exists()
+
+
+def test_a_boot_run_on_a_baked_machine_keeps_the_baked_run_list(tmp_path, trueup):
+    out = tmp_path / "out"
+    bundle = _bundle(tmp_path / "b", out)
+    write_bundle(bundle, {"other": f"""\
+        resources:
+          - file: {tmp_path}/other
+            content: other
+        """}, runlist="other")  # the bundle's run list names another recipe now
+    assert trueup("bake", str(bundle), "--runlist", "app").returncode == 0
+    report = _json(trueup("run", str(bundle), "--phase", "boot", "--json"))
+    assert report["runlist"] == ["app"]
+    assert not (tmp_path / "other").exists()
+    named = _json(trueup("run", str(bundle), "--phase", "boot", "--runlist", "other", "--json"))
+    assert named["runlist"] == ["other"] and (tmp_path / "other").exists()

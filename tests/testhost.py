@@ -899,6 +899,8 @@ class BootedHost(_Host):
     ``/srv/repo`` and made the host's only apt source (``deb [trusted=yes] file:/srv/repo
     ./``); the image's apt lists are dropped, as on a freshly imaged instance, so the
     first install needs an ``apt-get update``. For hosts that cannot reach the mirror.
+    ``volatile=False``: boot the image itself, writable (an image build: the image must be
+    a throw-away copy, e.g. an overlay mount; ``stop(graceful=True)`` shuts it down cleanly).
     """
 
     kind = "booted"
@@ -914,8 +916,10 @@ class BootedHost(_Host):
         binds_ro: Sequence[tuple[str, str]] = (),
         boot_timeout: float = 60.0,
         apt_repo: Path | str | None = None,
+        volatile: bool = True,
     ):
         super().__init__(image, name=name)
+        self.volatile = volatile
         self.apt_repo = Path(apt_repo) if apt_repo is not None else None
         if self.apt_repo is not None and not (self.apt_repo / "Packages").is_file():
             raise ImageMissing(f"{self.apt_repo} is not an apt repository (no Packages)")
@@ -937,7 +941,7 @@ class BootedHost(_Host):
             f"--machine={self.name}",
             "--directory",
             str(self.image),
-            "--volatile=overlay",
+            *(["--volatile=overlay"] if self.volatile else []),
             "--resolv-conf=copy-host",
             # /etc/localtime stays the image's: "auto" bind-mounts the machine's over it, and
             # a recipe that manages the time zone could then not replace it (EBUSY).

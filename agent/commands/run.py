@@ -63,6 +63,7 @@ def converge(opts: Options, cfg: Config, out: Any = None,
     ``--phase boot`` on a baked image (one with a bake manifest): the baked resources are
     compiled too, and those whose input digest differs from the manifest's (the bundle
     changed since the bake) converge again; the report lists them as ``left_image``.
+    Without ``--runlist`` (or a node file) it converges the run list that was baked.
 
     SIGTERM and SIGINT stop it cleanly (:class:`StopOnSignal`): the running command's
     process group is stopped, a report marked interrupted is kept, the lock is freed,
@@ -82,7 +83,12 @@ def converge(opts: Options, cfg: Config, out: Any = None,
     with RunLock(os.path.join(cfg.state_dir, "run.lock"), timeout), StopOnSignal() as stop:
         try:
             baked = manifest.load(cfg.state_dir) if opts.phase == "boot" else None
-            compile_opts = replace(opts, phase="all") if baked else opts
+            compile_opts = opts
+            if baked:  # the baked run list, unless this run names its own
+                runlist = opts.runlist
+                if not runlist and not opts.attributes_file and baked.get("runlist"):
+                    runlist = ",".join(map(str, baked["runlist"]))
+                compile_opts = replace(opts, phase="all", runlist=runlist)
             prepared = _prepare(compile_opts, cfg, meta, started, system)
             if baked:
                 prepared.catalog, left = boot_subset(prepared.catalog,
