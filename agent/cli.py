@@ -92,6 +92,9 @@ def parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="what run would change, with diffs (changes nothing)",
                           epilog=EPILOG)
     _run_args(plan)
+    plan.add_argument("--bake-report", action="store_true",
+                      help="boot cost of OS-only, fully baked and the recipes' split, from "
+                      "the measured full runs")
     val = sub.add_parser("validate", help="check a bundle: schema, templates, graph")
     val.add_argument("path", help="bundle folder")
     val.add_argument("--runlist", "-r", default="")

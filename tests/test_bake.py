@@ -183,3 +183,38 @@ def test_a_boot_run_on_a_baked_machine_keeps_the_baked_run_list(tmp_path, trueup
     assert not (tmp_path / "other").exists()
     named = _json(trueup("run", str(bundle), "--phase", "boot", "--runlist", "other", "--json"))
     assert named["runlist"] == ["other"] and (tmp_path / "other").exists()
+
+
+def test_plan_bake_report_prices_the_three_strategies_from_the_last_full_runs(tmp_path, trueup):
+    out = tmp_path / "out"
+    bundle = write_bundle(tmp_path / "b", {"app": f"""\
+        resources:
+          - directory: {out}
+          - file: {out}/baked
+            content: "x"
+            phase: bake
+          - command: slow-setup
+            run: [/bin/sh, -c, "sleep 0.4; touch {out}/slow"]
+            creates: {out}/slow
+            phase: boot
+          - file: {out}/hostname
+            content: "{{{{ facts.hostname }}}}"
+            phase: boot
+        """}, runlist="app")
+    none = trueup("plan", str(bundle), "--bake-report")
+    assert none.returncode == 1 and "no full run is recorded here" in none.stderr
+    assert trueup("run", str(bundle)).returncode == 0
+    trueup("run", str(bundle), "--phase", "boot")  # not a full run: not a measure
+    report = _json(trueup("plan", str(bundle), "--bake-report", "--json"))
+    assert len(report["runs"]) == 1
+    by = {s["strategy"]: s for s in report["strategies"]}
+    assert by["os-only"]["resources"] == 4 and by["os-only"]["boot_s"] >= 0.4
+    assert by["split"]["resources"] == 3 and by["split"]["boot_s"] >= 0.4
+    assert by["baked"]["resources"] == 1  # the file that reads facts stays at boot
+    assert by["baked"]["boot_s"] < 0.4 <= by["baked"]["bake_s"]
+    assert report["candidates"][0]["resource"] == "command:slow-setup"
+    assert f"file:{out}/hostname" not in {c["resource"] for c in report["candidates"]}
+    text = trueup("plan", str(bundle), "--bake-report")
+    assert text.returncode == 0
+    assert "OS-only image, converge at boot" in text.stdout
+    assert "command:slow-setup" in text.stdout.split("could be baked")[1]

@@ -48,6 +48,7 @@ class Node:
     # filled by order(): resources that must not run if this one fails
     dependents: list[Node] = field(default_factory=list)
     lines: dict[str, int] = field(default_factory=dict)  # line of each spec key
+    raw: Any = None  # the recipe's mapping, unrendered (trueup plan --bake-report reads it)
 
     @property
     def ident(self) -> str:
@@ -278,7 +279,7 @@ def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: R
                 retries=max(0, int(spec["retries"])),
                 retry_delay=max(0.0, float(spec["retry_delay"])),
                 ignore_failure=bool(spec["ignore_failure"]),
-                lines=item.lines)
+                lines=item.lines, raw=item)
 
 
 def _refuse_template_reads(ident: str, path: str, renderer: Renderer) -> None:

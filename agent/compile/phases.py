@@ -159,6 +159,24 @@ def source_reads(renderer: Any, text: str) -> list[tuple[str, int]]:
     return found
 
 
+def reads_instance(renderer: Any, texts: list[str]) -> bool:
+    """Whether any of ``texts`` reads something an image cannot hold for every instance:
+    any ``facts`` (host name, addresses, EC2 metadata) or ``secret(...)``."""
+    from jinja2 import nodes
+
+    for text in texts:
+        if "{" not in text:
+            continue
+        try:
+            tree = renderer.env().parse(text)
+        except Exception:  # jinja2.TemplateSyntaxError
+            return True  # unknown: not a candidate for baking
+        for node in tree.find_all(nodes.Name):
+            if node.name in ("facts", "secret"):
+                return True
+    return False
+
+
 def _boot_value(node: Any, nodes: Any) -> str | None:
     if isinstance(node, nodes.Call):
         callee = node.node

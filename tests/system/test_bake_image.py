@@ -155,3 +155,15 @@ def test_a_newer_bundle_converges_exactly_the_baked_template_that_changed(
     assert host.read_file("/etc/nginx/sites-available/default").decode().endswith(
         "# release 2\n")
     assert http_status(host, "http://127.0.0.1:8080/") == "200"
+
+
+def test_plan_bake_report_on_the_image_uses_the_real_full_run(booted: BootedHost) -> None:
+    trueup(booted, "run", "--runlist", "base,web")  # a full run to measure (order-proof)
+    res = booted.run([TRUEUP, "plan", "--runlist", "base,web", "--bake-report", "--json"])
+    report = json.loads(res.stdout)
+    by = {s["strategy"]: s for s in report["strategies"]}
+    assert by["os-only"]["resources"] == len(BAKED | BOOT_OR_ANY)
+    assert by["split"]["resources"] == len(BOOT_OR_ANY)
+    assert by["os-only"]["boot_s"] > by["split"]["boot_s"] > 0
+    text = booted.run([TRUEUP, "plan", "--runlist", "base,web", "--bake-report"]).stdout
+    assert "the recipes' bake/boot split" in text
