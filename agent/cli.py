@@ -208,7 +208,7 @@ def _reader_gone() -> None:
 
 
 # each command lives in agent/commands/<module>.py as a function (args, cfg) -> exit code
-COMMANDS = {"run": ("run", "main"), "plan": ("run", "plan_main"),
+COMMANDS = {"run": ("run", "main"), "plan": ("plan", "main"),
             "validate": ("validate", "main"), "report": ("report", "main"),
             "kinds": ("kinds", "main"), "facts": ("facts", "main"),
             "publish": ("publish", "main"),

@@ -241,10 +241,6 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def plan_main(args: argparse.Namespace, cfg: Config) -> int:
-    if getattr(args, "bake_report", False):
-        from agent.commands import bakereport
-
-        return bakereport.main(args, cfg)
     return converge(_options(args, True), cfg)
 
 
