@@ -51,13 +51,14 @@ def image(testhost_image: Path, local_repo: Path, trueup_wheel: Path,
             argv = ["packer", "build", "-color=false",
                     f"-var=out={out}", f"-var=base={testhost_image}", f"-var=wheels={wheels}",
                     f"-var=bundle={REPO_ROOT / 'recipes'}", "-var=runlist=base,web",
-                    f"-var=apt_repo={local_repo}", f"-var=python={sys.executable}",
-                    "-var=warm_venv=1", "."]
+                    f"-var=apt_repo={local_repo}", f"-var=python={sys.executable}", "."]
             done = subprocess.run(argv, cwd=LOCAL, capture_output=True, text=True, timeout=1200,
                                   env={**os.environ, "CHECKPOINT_DISABLE": "1"})
             assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
             assert "trueup seal:" in done.stdout and "trueup bake: manifest" in done.stdout + \
                 done.stderr
+            # install.sh ran in a host with no network (loopback only): all from the wheels
+            assert "trueup 0.1.0" in done.stdout and "already installed" not in done.stdout
         subprocess.run([sys.executable, str(STEP), "mount", str(out)], check=True,
                        capture_output=True)
         yield out
@@ -129,6 +130,21 @@ def test_a_booted_instance_converges_its_boot_phase_with_its_own_identity(
     old = {k.split()[1] for k in build["host_keys"] if k.strip()}
     assert new and not (new & old), "the instance has the build host's SSH host keys"
     assert is_active(host, "ssh.service")
+
+
+def test_install_sh_from_the_installed_package_is_idempotent_on_the_image(
+        booted: BootedHost, trueup_wheel: Path) -> None:
+    host = booted
+    script = host.run([TRUEUP.replace("/bin/trueup", "/bin/python"), "-c",
+                       "from agent.host.amifiles import ami_file; print(ami_file('install.sh'))"]
+                      ).stdout.strip()
+    assert script.startswith("/opt/trueup/venv/lib/") and script.endswith("/agent/ami/install.sh")
+    host.put(trueup_wheel, f"/tmp/{trueup_wheel.name}")
+    before = host.run(["stat", "-c", "%Y %i", "/opt/trueup/venv/bin/trueup"]).stdout
+    again = host.run(["sh", script, f"/tmp/{trueup_wheel.name}"])  # the wheel that was baked
+    assert "already installed" in again.stderr and again.stdout.strip() == "trueup 0.1.0"
+    assert host.run(["stat", "-c", "%Y %i", "/opt/trueup/venv/bin/trueup"]).stdout == before
+    assert host.run(["/usr/local/bin/trueup", "--version"]).stdout.strip() == "trueup 0.1.0"
 
 
 def test_on_the_baked_image_a_full_run_changes_nothing_baked_and_boot_touches_boot_only(
