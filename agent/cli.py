@@ -1,5 +1,5 @@
 """trueup's command line: run, plan, validate, report, kinds, facts, publish, verify,
-fleet, userdata, watch.
+fleet, userdata, watch, bake, seal.
 
 Adding a command takes three steps, and touches nothing else here:
 
@@ -43,7 +43,7 @@ EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a program killed by S
 # output is a side show for these: a closed pipe must not change their exit code
 CONVERGING = ("run", "plan")
 # commands whose --help ends with the exit codes
-WITH_EPILOG = ("run", "plan")
+WITH_EPILOG = ("run", "plan", "bake")
 
 
 def _run_args(p: Any) -> None:
@@ -135,6 +135,40 @@ def _run_only_args(p: Any) -> None:
                    "expects) or allow (reboot once the report is written)")
 
 
+def _plan_args(p: Any) -> None:
+    """trueup plan: the shared arguments, and the bake report."""
+    _run_args(p)
+    p.add_argument("--bake-report", action="store_true",
+                   help="boot cost of OS-only, fully baked and the recipes' split, from "
+                   "the last full run (with --json: as JSON)")
+
+
+def _bake_args(p: Any) -> None:
+    p.add_argument("src", nargs="?", help="bundle folder, s3://… or ssm:/trueup/ENV")
+    p.add_argument("--source", "-s", help="the bundle (same as SRC)")
+    p.add_argument("--runlist", "-r", default="", help="recipes to bake, comma separated")
+    p.add_argument("-a", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                   help="set an attribute (highest precedence)")
+    p.add_argument("--attributes", dest="attributes_file", default="", metavar="FILE",
+                   help="node attributes JSON/YAML (may hold a run_list)")
+    p.add_argument("--detailed-exitcodes", action="store_true",
+                   help="0 no changes, 2 changes, 4 failures, 6 both")
+    p.add_argument("--json", action="store_true", help="print the JSON report instead")
+    p.add_argument("--lock-timeout", type=float, default=None, metavar="SECONDS")
+    p.add_argument("--color", choices=("auto", "always", "never"), default=None)
+    p.set_defaults(phase="bake", event=None, diff=False)
+
+
+def _seal_args(p: Any) -> None:
+    import argparse
+
+    p.add_argument("--noop", action="store_true",
+                   help="list what would be removed; remove nothing")
+    p.add_argument("--json", action="store_true", help="print what was (or would be) removed "
+                   "as JSON")
+    p.add_argument("--root", default="/", help=argparse.SUPPRESS)
+
+
 def _validate_args(p: Any) -> None:
     p.add_argument("path", help="bundle folder")
     p.add_argument("--runlist", "-r", default="")
@@ -216,8 +250,7 @@ def _userdata_args(p: argparse.ArgumentParser) -> None:
 # name → (help, arguments builder, module in agent/commands/, function (args, cfg) -> code)
 COMMANDS: dict[str, tuple[str, Callable[[Any], None], str, str]] = {
     "run": ("converge this host", _run_only_args, "run", "main"),
-    "plan": ("what run would change, with diffs (changes nothing)", _run_args, "run",
-             "plan_main"),
+    "plan": ("what run would change, with diffs (changes nothing)", _plan_args, "plan", "main"),
     "validate": ("check a bundle: schema, templates, graph", _validate_args, "validate", "main"),
     "report": ("the last run's report", _report_args, "report", "main"),
     "kinds": ("resource types and their fields", _kinds_args, "kinds", "main"),
@@ -230,6 +263,10 @@ COMMANDS: dict[str, tuple[str, Callable[[Any], None], str, str]] = {
                  _userdata_args, "userdata", "main"),
     "watch": ("daemon: converge every interval, when the release moves, and when a managed "
               "file drifts", _watch_args, "watch", "main"),
+    "bake": ("image build: converge the bake phase, write the bake manifest", _bake_args,
+             "bake", "main"),
+    "seal": ("image build: remove host keys, machine id, logs and secrets before the snapshot",
+             _seal_args, "seal", "main"),
 }
 
 

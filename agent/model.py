@@ -46,6 +46,12 @@ class Record:
             raise TypeError(f"{type(self).__name__}() got unknown field(s) "
                             f"{', '.join(map(repr, kwargs))}")
 
+    def replace(self, **changes: Any) -> Any:
+        """A copy with ``changes`` applied, as ``dataclasses.replace``."""
+        values = {n: getattr(self, n) for n in self.__slots__}
+        values.update(changes)
+        return type(self)(**values)
+
     def _shown(self) -> tuple[Any, ...]:
         return tuple(getattr(self, n) for n in self.__slots__ if n not in self.HIDDEN)
 

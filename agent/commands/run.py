@@ -6,12 +6,14 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from agent.aws.ec2 import InstanceFacts
 from agent.compile import stored
 from agent.compile.options import Options, Prepared
 from agent.config import Config
+from agent.engine import manifest
 from agent.engine import reboot as reboots
 from agent.engine import report as reports
 from agent.engine.backups import Backups
@@ -54,8 +56,17 @@ def resolve_source(opts: Options, cfg: Config, instance: InstanceFacts) -> Bundl
 
 
 def converge(opts: Options, cfg: Config, out: Any = None, reboot: str = "defer",
-             watch: Watching | None = None) -> int:
+             watch: Watching | None = None,
+             after: Callable[[Prepared, list[Any], dict[str, Any]], None] | None = None) -> int:
     """trueup run / plan: the whole job. Returns the exit code.
+
+    ``after(prepared, results, report)`` runs once a converge finished (trueup bake
+    writes its manifest there), before the report is stored.
+
+    ``--phase boot`` on a baked image (one with a bake manifest): the baked resources are
+    compiled too, and those whose input digest differs from the manifest's (the bundle
+    changed since the bake) converge again; the report lists them as ``left_image``.
+    Without ``--runlist`` (or a node file) it converges the run list that was baked.
 
     SIGTERM and SIGINT stop it cleanly (:class:`StopOnSignal`): the running command's
     process group is stopped, a report marked interrupted is kept, the lock is freed,
@@ -83,7 +94,20 @@ def converge(opts: Options, cfg: Config, out: Any = None, reboot: str = "defer",
     with RunLock(os.path.join(cfg.state_dir, "run.lock"), timeout), signals as stop:
         pending = _resume(opts, cfg, meta)
         try:
-            prepared = _prepare(opts, cfg, meta, started, system)
+            baked = manifest.load(cfg.state_dir) if opts.phase == "boot" else None
+            compile_opts = opts
+            if baked:  # the baked run list, unless this run names its own
+                runlist = opts.runlist
+                if not runlist and not opts.attributes_file and baked.get("runlist"):
+                    runlist = ",".join(map(str, baked["runlist"]))
+                compile_opts = opts.replace(phase="all", runlist=runlist)
+            prepared = _prepare(compile_opts, cfg, meta, started, system)
+            if baked:
+                from agent.compile.catalog import boot_subset
+
+                prepared.catalog, left = boot_subset(prepared.catalog,
+                                                     manifest.digests(baked))
+                meta["left_image"] = left
             live = console.live is not None and not opts.json
             on_result = None if opts.json else console.result
             only = None
@@ -108,10 +132,14 @@ def converge(opts: Options, cfg: Config, out: Any = None, reboot: str = "defer",
                 meta["facts"] = {"reads": dict(fact_reads)}
             report = reports.build(meta, results, started)
             report["exit_code"] = exit_code(report["totals"], opts.detailed_exitcodes)
+            # what trueup seal must not leave in an image: resources that hold a secret
+            report["sensitive"] = [n.ident for n in prepared.catalog.nodes if n.res.sensitive]
             report["pruned"] = cache.prune(cfg.state_dir, cfg.cache_keep,
                                            prepared.bundle.cached_paths())
             if not opts.noop:
                 _reboot_fields(report, runner, pending, cfg, reboot)
+            if after is not None:
+                after(prepared, results, report)
         stop.disarm()
         keep_report(cfg, report)
     _tell(report, opts, console)
@@ -175,6 +203,9 @@ def _tell(report: dict[str, Any], opts: Options, console: reports.Console) -> No
     if opts.json:
         console.write(reports.dumps(report) + "\n")
     elif "interrupted" not in report:
+        if report.get("left_image"):
+            console.write("left the image (changed since the bake, converged now): "
+                          + ", ".join(report["left_image"]) + "\n")
         console.pruned(report["pruned"])
         console.summary(report)
 

@@ -15,6 +15,7 @@ from typing import Any
 from agent.compile import loops
 from agent.compile.loader import Recipe
 from agent.compile.nodes import Catalog, Excluded, Node
+from agent.compile.phases import refuse_baked_reads, source_reads, strings_in
 from agent.compile.render import Renderer, RenderError
 from agent.compile.yamlfile import LineDict
 from agent.errors import TrueupError, did_you_mean
@@ -106,6 +107,8 @@ def compile_catalog(recipes: list[Recipe], renderer: Renderer,
             kind, cls, item_phase = _shape(recipe, item, line)
             if item_phase not in wanted:
                 continue
+            if item_phase == "bake":
+                _refuse_baked_source(recipe, item, line, kind, renderer)
             hide = _hides_values(item)
             for scope, about in _scopes(recipe, item, line, renderer, hide):
                 scoped = renderer if scope is None else renderer.scoped(scope)
@@ -126,6 +129,28 @@ def compile_catalog(recipes: list[Recipe], renderer: Renderer,
                 nodes.append(node)
     _resolve(nodes, by_ident, phase == "all", {e.ident for e in excluded})
     return Catalog(_order(nodes, by_ident), by_ident, excluded)
+
+
+def boot_subset(catalog: Catalog, baked: dict[str, str]) -> tuple[Catalog, list[str]]:
+    """A boot run on a baked image: boot and any resources, plus the baked ones whose
+    input digest is not the one in the bake manifest (``baked``: ident → digest).
+
+    Returns the smaller catalog and the idents that "left the image".
+    """
+    from agent.compile.phases import input_digest
+
+    keep: list[Node] = []
+    left: list[str] = []
+    for node in catalog.nodes:
+        if node.phase != "bake":
+            keep.append(node)
+        elif baked.get(node.ident) != input_digest(node.res):
+            keep.append(node)
+            left.append(node.ident)
+    keep.sort(key=lambda n: n.index)
+    by_ident = {n.ident: n for n in keep}
+    _resolve(keep, by_ident, False)
+    return Catalog(_order(keep, by_ident), by_ident, catalog.excluded), left
 
 
 def _duplicate(node: Node, twin: Node, file: str, line: int) -> TrueupError:
@@ -164,6 +189,17 @@ def _shape(recipe: Recipe, item: Any, line: int) -> tuple[str, type[Resource], s
         raise TrueupError(f"phase must be bake, boot or any, not {phase!r}", file,
                           item.lines.get("phase", line))
     return kind, cls, phase
+
+
+def _refuse_baked_source(recipe: Recipe, item: LineDict, line: int, kind: str,
+                         renderer: Renderer) -> None:
+    """A bake-phase declaration must not read secrets or EC2 facts, found in its source:
+    a branch that is false on this machine counts too."""
+    for key, value in item.items():
+        for text in strings_in(value):
+            for what, _ in source_reads(renderer, text):
+                refuse_baked_reads(f"{kind}:{item[kind]}", what, recipe.file,
+                                   item.lines.get(key, line))
 
 
 def _scopes(recipe: Recipe, item: LineDict, line: int, renderer: Renderer,
@@ -294,6 +330,10 @@ def _compile_one(recipe: Recipe, item: LineDict, line: int, ctx: Context, render
         key = getattr(exc, "field", None)
         raise TrueupError(str(exc), file, item.lines.get(key, line)) from None
 
+    source = getattr(res, "source_path", None)
+    if phase == "bake" and source:
+        _refuse_template_reads(res.ident, source, renderer)
+
     guards: dict[str, list[str] | None] = {}
     for guard in ("only_if", "not_if"):
         argv = spec[guard]
@@ -314,7 +354,19 @@ def _compile_one(recipe: Recipe, item: LineDict, line: int, ctx: Context, render
                 retries=max(0, int(spec["retries"])),
                 retry_delay=max(0.0, float(spec["retry_delay"])),
                 ignore_failure=bool(spec["ignore_failure"]),
-                lines=item.lines)
+                lines=item.lines, raw=item)
+
+
+def _refuse_template_reads(ident: str, path: str, renderer: Renderer) -> None:
+    """A baked template file must not read secrets or EC2 facts anywhere in its source."""
+    from agent.host import files
+
+    try:
+        text = files.read_text(path, files.MAX_SOURCE_BYTES)
+    except (OSError, UnicodeDecodeError):
+        return  # rendering it already succeeded; nothing more to learn here
+    for what, lineno in source_reads(renderer, text):
+        refuse_baked_reads(ident, what, path, lineno)
 
 
 def _hides_values(item: LineDict) -> bool:

@@ -15,19 +15,19 @@ class Node(Record):
 
     ``dependents`` (filled by order()): resources that must not run if this one fails;
     ``lines``: the line of each spec key; ``item``: "item 2 (...)" for a resource made by a
-    loop.
+    loop; ``raw``: the recipe's mapping, unrendered (``plan --bake-report`` reads it).
     """
 
     __slots__ = ("res", "loc", "index", "recipe", "phase", "requires", "notify", "subscribe",
                  "immediately", "only_if", "not_if", "retries", "retry_delay",
-                 "ignore_failure", "dependents", "lines", "item")
+                 "ignore_failure", "dependents", "lines", "item", "raw")
     DEFAULTS = {"requires": [], "notify": [], "subscribe": [],
                 "immediately": COMMON_FIELDS["immediately"].default,
                 "only_if": None, "not_if": None,
                 "retries": COMMON_FIELDS["retries"].default,
                 "retry_delay": COMMON_FIELDS["retry_delay"].default,
                 "ignore_failure": COMMON_FIELDS["ignore_failure"].default,
-                "dependents": [], "lines": {}, "item": ""}
+                "dependents": [], "lines": {}, "item": "", "raw": None}
     HIDDEN = ("dependents",)  # a cycle back to this node: not in repr or ==
 
     @property

@@ -131,3 +131,117 @@ class Watched(AttrMapping):
     def as_dict(self) -> dict[str, Any] | None:
         inner = self._inner
         return inner.as_dict() if hasattr(inner, "as_dict") else dict(inner)
+
+
+# --- found in the source, before anything is rendered ------------------------------------
+
+
+def source_reads(renderer: Any, text: str) -> list[tuple[str, int]]:
+    """Boot-time values ``text`` (a recipe value or a template file) reads anywhere, taken
+    or not: ``[("secret('/db/pw')", line), ("facts.ec2", line)]``; lines count from 1.
+
+    Read from Jinja's syntax tree, so a branch that is false on the build machine still
+    counts. Text that does not parse yields nothing here (rendering reports it).
+    """
+    if "{" not in text:
+        return []
+    from jinja2 import nodes
+
+    try:
+        tree = renderer.env().parse(text)
+    except Exception:  # jinja2.TemplateSyntaxError: the renderer names it
+        return []
+    found: list[tuple[str, int]] = []
+    for node in tree.find_all((nodes.Call, nodes.Getattr, nodes.Getitem)):
+        what = _boot_value(node, nodes)
+        if what:
+            found.append((what, node.lineno))
+    return found
+
+
+def reads_instance(renderer: Any, texts: list[str]) -> bool:
+    """Whether any of ``texts`` reads something an image cannot hold for every instance:
+    any ``facts`` (host name, addresses, EC2 metadata) or ``secret(...)``."""
+    from jinja2 import nodes
+
+    for text in texts:
+        if "{" not in text:
+            continue
+        try:
+            tree = renderer.env().parse(text)
+        except Exception:  # jinja2.TemplateSyntaxError
+            return True  # unknown: not a candidate for baking
+        for node in tree.find_all(nodes.Name):
+            if node.name in ("facts", "secret"):
+                return True
+    return False
+
+
+def _boot_value(node: Any, nodes: Any) -> str | None:
+    if isinstance(node, nodes.Call):
+        callee = node.node
+        if isinstance(callee, nodes.Name) and callee.name == "secret":
+            arg = node.args[0] if node.args else None
+            shown = repr(arg.value) if isinstance(arg, nodes.Const) else "..."
+            return f"secret({shown})"
+        if (isinstance(callee, nodes.Getattr) and callee.attr == "get"
+                and _is_facts(callee.node, nodes) and node.args
+                and isinstance(node.args[0], nodes.Const) and node.args[0].value == "ec2"):
+            return "facts.ec2"
+        return None
+    if isinstance(node, nodes.Getattr):
+        return "facts.ec2" if node.attr == "ec2" and _is_facts(node.node, nodes) else None
+    arg = node.arg
+    if isinstance(arg, nodes.Const) and arg.value == "ec2" and _is_facts(node.node, nodes):
+        return "facts.ec2"
+    return None
+
+
+def _is_facts(node: Any, nodes: Any) -> bool:
+    return isinstance(node, nodes.Name) and node.name == "facts"
+
+
+def refuse_baked_reads(ident: str, what: str, file: str, line: int) -> None:
+    """The error for a ``phase: bake`` resource whose source reads a boot-time value."""
+    from agent.errors import TrueupError
+
+    raise TrueupError(f"{ident} has phase: bake but reads {what}, which is only known at "
+                      "boot: give the resource (or its recipe) phase: boot, or take the "
+                      "value from attributes", file, line)
+
+
+def strings_in(value: Any) -> Iterator[str]:
+    """Every string inside a recipe value (lists and mappings walked)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from strings_in(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from strings_in(v)
+
+
+# --- what a baked resource was made from -------------------------------------------------
+
+#: Fields that say when or how a resource runs, not what it makes.
+NOT_INPUTS = frozenset({"phase", "retries", "retry_delay", "ignore_failure", "immediately"})
+
+
+def input_digest(res: Any) -> str:
+    """sha256 of what ``res`` makes: its kind, name, rendered fields and content.
+
+    Equal digests at bake and at boot mean the image already holds this resource as the
+    boot-time bundle declares it; a changed template or value changes the digest.
+    """
+    import hashlib
+    import json
+
+    spec = res.spec
+    fields = {key: spec[key] for key in spec if key not in NOT_INPUTS}
+    desired = getattr(res, "desired", None)
+    material = {"kind": res.kind, "name": res.name, "fields": fields,
+                "content": hashlib.sha256(desired).hexdigest()
+                if isinstance(desired, bytes) else None}
+    text = json.dumps(material, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -75,6 +75,7 @@ class Template(File, kind="template"):
         if not os.path.lexists(path):  # there but no regular file: reading it says why
             raise SpecError("source", f"template not found: {path} (put it in the "
                                f"{self.ctx.recipe} recipe's templates/ folder)")
+        self.source_path = path  # read for boot-time values by compile.phases
         try:
             options = {key: self.spec[key] for key in ("trim_blocks", "lstrip_blocks")
                        if self.spec[key] is not None}  # else the bundle's defaults
