@@ -42,7 +42,7 @@ RUN = {
     "agent.commands", "agent.commands.run", "agent.compile", "agent.compile.loader",
     "agent.compile.nodes", "agent.compile.options", "agent.compile.stored",
     "agent.compile.yamlfile", "agent.config", "agent.engine", "agent.engine.backups",
-    "agent.engine.interrupt", "agent.engine.lock", "agent.engine.report",
+    "agent.engine.interrupt", "agent.engine.lock", "agent.engine.reboot", "agent.engine.report",
     "agent.engine.runner", "agent.engine.sensitive", "agent.errors", "agent.host",
     "agent.host.facts", "agent.host.files", "agent.host.pyinfra_bridge",
     "agent.host.system", "agent.model", "agent.redact", "agent.resources", "agent.sources",

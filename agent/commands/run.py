@@ -13,7 +13,6 @@ from agent.aws.ec2 import InstanceFacts
 from agent.compile import stored
 from agent.compile.options import Options, Prepared
 from agent.config import Config
-from agent.engine import manifest
 from agent.engine import reboot as reboots
 from agent.engine import report as reports
 from agent.engine.backups import Backups
@@ -94,7 +93,7 @@ def converge(opts: Options, cfg: Config, out: Any = None, reboot: str = "defer",
     with RunLock(os.path.join(cfg.state_dir, "run.lock"), timeout), signals as stop:
         pending = _resume(opts, cfg, meta)
         try:
-            baked = manifest.load(cfg.state_dir) if opts.phase == "boot" else None
+            baked = _baked(cfg) if opts.phase == "boot" else None
             compile_opts = opts
             if baked:  # the baked run list, unless this run names its own
                 runlist = opts.runlist
@@ -104,6 +103,7 @@ def converge(opts: Options, cfg: Config, out: Any = None, reboot: str = "defer",
             prepared = _prepare(compile_opts, cfg, meta, started, system)
             if baked:
                 from agent.compile.catalog import boot_subset
+                from agent.engine import manifest
 
                 prepared.catalog, left = boot_subset(prepared.catalog,
                                                      manifest.digests(baked))
@@ -219,6 +219,13 @@ def _meta(opts: Options, cfg: Config, started: float, slept: float) -> dict[str,
     if slept:
         meta["splay_s"] = slept
     return meta
+
+
+def _baked(cfg: Config) -> dict[str, Any] | None:
+    """The bake manifest of this machine, None when it was not baked."""
+    from agent.engine import manifest
+
+    return manifest.load(cfg.state_dir)
 
 
 def _prepare(opts: Options, cfg: Config, meta: dict[str, Any], started: float,
