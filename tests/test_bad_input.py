@@ -105,6 +105,12 @@ CASES = {
     "NUL in a path field": ('- link: /tmp/l\n  to: "/tmp/a\\0b"\n', 6, ("to", "NUL character")),
     "NUL in an argv": ('- command: c\n  run: [/bin/echo, "a\\0b"]\n', 6,
                        ("run", "NUL character")),
+    "nested list of exit codes": ("- command: c\n  run: [/bin/true]\n  returns: [1, [2, [3]]]\n",
+                                  7, ("returns must be exit codes",)),
+    "exit code that is no number": ("- command: c\n  run: [/bin/true]\n  returns: [0, two]\n",
+                                    7, ("returns must be exit codes",)),
+    "exit code that is a mapping": ("- command: c\n  run: [/bin/true]\n  returns: [{a: 1}]\n",
+                                    7, ("returns must be exit codes",)),
 }
 
 

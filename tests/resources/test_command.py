@@ -1,4 +1,4 @@
-"""command: a working directory that is not there is reported as such."""
+"""command: a working directory that is not there is reported as such; returns."""
 
 from __future__ import annotations
 
@@ -41,3 +41,11 @@ def test_an_existing_cwd_is_used(ctx: Context, tmp_path: Path) -> None:
     res = make(ctx, run=["/bin/sh", "-c", "pwd > out"], cwd=str(tmp_path))
     res.apply(res.check())
     assert (tmp_path / "out").read_text() == f"{tmp_path}\n"
+
+
+@pytest.mark.parametrize("returns", [3, [0, 3], [0, "3"]])
+def test_returns_lists_the_exit_codes_that_succeed(ctx: Context, tmp_path: Path,
+                                                   returns: Any) -> None:
+    make(ctx, run=["/bin/sh", "-c", "exit 3"], returns=returns).refresh("run")
+    with pytest.raises(ResourceError):
+        make(ctx, run=["/bin/sh", "-c", "exit 4"], returns=returns).refresh("run")
