@@ -111,6 +111,12 @@ CASES = {
                                     7, ("returns must be exit codes",)),
     "exit code that is a mapping": ("- command: c\n  run: [/bin/true]\n  returns: [{a: 1}]\n",
                                     7, ("returns must be exit codes",)),
+    "lone surrogate in a rendered name": ("- file: \"/tmp/x{{ '\\\\ud800' }}\"\n", 5,
+                                          ("name", "lone surrogate", "U+D800")),
+    "lone surrogate in a rendered value": ("- file: /tmp/x\n  content: \"{{ '\\\\udcff' }}\"\n",
+                                           6, ("content", "lone surrogate", "U+DCFF")),
+    "lone surrogate in an argv": ("- command: c\n  run: [/bin/echo, \"{{ '\\\\udfff' }}\"]\n", 6,
+                                  ("run", "lone surrogate")),
 }
 
 
