@@ -111,6 +111,7 @@ CASES = {
                                     7, ("returns must be exit codes",)),
     "exit code that is a mapping": ("- command: c\n  run: [/bin/true]\n  returns: [{a: 1}]\n",
                                     7, ("returns must be exit codes",)),
+    "NUL in a rendered name": ("- file: \"/tmp/x{{ '\\\\x00' }}\"\n", 5, ("NUL character",)),
     "lone surrogate in a rendered name": ("- file: \"/tmp/x{{ '\\\\ud800' }}\"\n", 5,
                                           ("name", "lone surrogate", "U+D800")),
     "lone surrogate in a rendered value": ("- file: /tmp/x\n  content: \"{{ '\\\\udcff' }}\"\n",

@@ -196,6 +196,9 @@ def _compile_one(recipe: Recipe, item: Any, line: int, ctx: Context, renderer: R
     hide = _hides_values(item)
     try:
         name = renderer.string(raw_name)
+        if "\0" in name:  # rendered from "{{ '\\x00' }}"
+            raise TrueupError(f"{kind} name holds a NUL character (\\0), which no path or "
+                              "name can hold", file, line)
         surrogate = _lone_surrogate(name)
         if surrogate:
             raise TrueupError(f"{kind} name holds {surrogate}", file, line)
