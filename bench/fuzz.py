@@ -271,6 +271,7 @@ CLASSES: dict[str, tuple[str, ...]] = {
     "validate_or_plan_changed": ("validate: changed the target", "plan: changed the target"),
     "bundle_changed": ("changed the bundle",),
     "valid_not_converged": ("valid case not converged",),
+    "over_limit_not_refused": ("over-limit case not refused",),
     "not_idempotent": ("second run",),
 }
 
@@ -314,8 +315,8 @@ def render(s: dict[str, Any]) -> str:
         f"exit-1 with a change {v['exit1_changed']}, exit codes outside the set "
         f"{v['bad_exit_codes']}, validate/plan changed the target "
         f"{v['validate_or_plan_changed']}, bundle changed {v['bundle_changed']}, "
-        f"valid not converged {v['valid_not_converged']}, second run not clean "
-        f"{v['not_idempotent']}",
+        f"valid not converged {v['valid_not_converged']}, over-limit not refused "
+        f"{v['over_limit_not_refused']}, second run not clean {v['not_idempotent']}",
         f"notes (cases): multi-line exit-1 errors {n['multi_line_errors']}, internal errors "
         f"{n['internal_errors']}, MemoryError reported cleanly {n['memory_errors_reported']}, "
         f"validate passed but run refused {n['validate_passed_run_refused']}, stderr over "

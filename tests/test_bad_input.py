@@ -123,6 +123,19 @@ CASES = {
                         ("is not a requirement",)),
     "file_mode without recursive": ("- directory: /tmp/d\n  file_mode: '0644'\n", 6,
                                     ("recursive: true",)),
+    "nested list of exit codes": ("- command: c\n  run: [/bin/true]\n  returns: [1, [2, [3]]]\n",
+                                  7, ("returns must be exit codes",)),
+    "exit code that is no number": ("- command: c\n  run: [/bin/true]\n  returns: [0, two]\n",
+                                    7, ("returns must be exit codes",)),
+    "exit code that is a mapping": ("- command: c\n  run: [/bin/true]\n  returns: [{a: 1}]\n",
+                                    7, ("returns must be exit codes",)),
+    "NUL in a rendered name": ("- file: \"/tmp/x{{ '\\\\x00' }}\"\n", 5, ("NUL character",)),
+    "lone surrogate in a rendered name": ("- file: \"/tmp/x{{ '\\\\ud800' }}\"\n", 5,
+                                          ("name", "lone surrogate", "U+D800")),
+    "lone surrogate in a rendered value": ("- file: /tmp/x\n  content: \"{{ '\\\\udcff' }}\"\n",
+                                           6, ("content", "lone surrogate", "U+DCFF")),
+    "lone surrogate in an argv": ("- command: c\n  run: [/bin/echo, \"{{ '\\\\udfff' }}\"]\n", 6,
+                                  ("run", "lone surrogate")),
 }
 
 

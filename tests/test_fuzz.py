@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fuzz.generate import generate
+from tests.fuzz.generate import Case, generate
 from tests.fuzz.runner import Limits, ensure_pycache, run_case
 
 SEED = 20240611
@@ -50,3 +50,35 @@ def test_the_generator_is_deterministic(tmp_path: Path) -> None:
     assert first.label == second.label and first.detail.replace("/a/", "/b/") == second.detail
     assert first.listing().replace(str(tmp_path / "a"), "X") == \
         second.listing().replace(str(tmp_path / "b"), "X")
+
+
+def test_an_over_limit_case_that_is_accepted_is_a_violation(tmp_path: Path,
+                                                              limits: Limits) -> None:
+    """The runner's check for refused cases can fail: a converging bundle marked refused."""
+    case = next(c for i in range(50)
+                if (c := generate(SEED, i, tmp_path / f"c{i}", only="valid")).label
+                == "valid:examples")
+    case.refused = True
+    result = run_case(case, limits)
+    assert "validate: over-limit case not refused (exit 0)" in result.violations
+
+
+def test_valid_cases_keep_to_the_limits_and_over_limit_cases_are_refused(
+        tmp_path: Path, limits: Limits) -> None:
+    """A depends chain one recipe over MAX_DEPENDS_DEPTH is generated as a refused case,
+    and trueup refuses it with one error line; one at the limit converges."""
+    from agent.compile.loader import MAX_DEPENDS_DEPTH
+    found: dict[bool, Case] = {}
+    for i in range(60):
+        case = generate(SEED, i, tmp_path / f"r{i}", only="runlist")
+        if case.label == "runlist:chain" and f"chain of {MAX_DEPENDS_DEPTH} recipes" in \
+                case.detail:
+            found.setdefault(True, case)
+        elif case.label == "runlist:chain" and \
+                f"chain of {MAX_DEPENDS_DEPTH + 1} recipes" in case.detail:
+            found.setdefault(False, case)
+    assert set(found) == {True, False}
+    for valid, case in found.items():
+        assert case.valid is valid and case.refused is not valid
+        result = run_case(case, limits)
+        assert not result.violations, "\n" + result.report()

@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.test_bad_input import assert_refused, bundle_with
+from tests.helpers import REPO, write_bundle
+from tests.test_bad_input import GOOD, assert_refused, bundle_with, trueup_env
 
 Trueup = Callable[..., subprocess.CompletedProcess]
 
@@ -178,6 +180,54 @@ def test_alias_bomb_in_an_attribute_flag(tmp_path: Path, trueup: Trueup) -> None
     flow = "{" + alias_bomb().strip().replace("\n", ", ") + "}"
     result = trueup("run", str(bundle), "-a", f"x={flow}")
     assert_refused(result, target, Path("-a x"), None, "too many aliases")
+
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+@pytest.mark.parametrize("flag", ["x=\udcff", "x=a\udcffb", "x.y=[\udcff]", "\udcff=1"],
+                         ids=["value", "inside a value", "in a list", "key"])
+def test_an_attribute_flag_that_is_not_utf8(tmp_path: Path, trueup: Trueup, command: str,
+                                            flag: str) -> None:
+    """``-a x=$'\\xff'`` (a byte that is not UTF-8 on the command line) is one error line."""
+    bundle, target = bundle_with(tmp_path, "")
+    result = trueup(command, str(bundle), "-a", flag)
+    assert_refused(result, target, Path("-a"), None, "not UTF-8")
+
+
+
+
+def test_yaml_text_with_a_lone_surrogate_is_a_located_error() -> None:
+    """Text from outside a file (a command line) may hold lone surrogates; libyaml cannot
+    take them, so parsing such text is an error naming the line, not a traceback."""
+    from agent.compile import yamlfile
+    from agent.errors import TrueupError
+
+    with pytest.raises(TrueupError) as caught:
+        yamlfile.parse("x.yml", "a: 1\nb: x\udcff\n")
+    assert (caught.value.file, caught.value.line) == ("x.yml", 2)
+    assert "not UTF-8 text" in caught.value.message
+
+
+def test_a_bundle_folder_whose_name_is_not_utf8(tmp_path: Path, trueup: Trueup) -> None:
+    """A bundle at a path with a byte that is not UTF-8 runs like any other (the parse
+    cache keys on the path's bytes)."""
+    target = tmp_path / "target"
+    bundle = write_bundle(tmp_path / "b\udcff", {"app": GOOD}, runlist="app",
+                          attributes=f"root: {target}\n")
+
+    def trueup_bytes(*args: str) -> tuple[int, str]:  # the output names the path's bytes
+        env = {**os.environ, "PYTHONPATH": str(REPO), **trueup_env(tmp_path)}
+        done = subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True,
+                              env=env, timeout=120, check=False)
+        return done.returncode, (done.stdout + done.stderr).decode("utf-8", "surrogateescape")
+
+    code, out = trueup_bytes("validate", str(bundle))
+    assert code == 0 and f"{bundle}: OK" in out, out
+    code, out = trueup_bytes("run", str(bundle), "--detailed-exitcodes")
+    assert code == 2, out
+    assert (target / "first").read_text() == "written before the bad part?\n"
+    code, out = trueup_bytes("run", str(bundle), "--detailed-exitcodes")
+    assert code == 0 and "Traceback" not in out, out
 
 
 DEEP = {

@@ -51,6 +51,15 @@ def parse_assignment(text: str) -> dict[str, Any]:
     compile.yamlfile (aliases, nesting) is an error. A plain word or decimal integer
     is read without a YAML reader (:func:`plain_scalar`), to the same value.
     """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a byte that is not UTF-8 on the command line
+        try:
+            shown = str(text.encode("utf-8", "surrogateescape"))[2:-1]  # b'x=\xff' → x=\xff
+        except UnicodeEncodeError:
+            shown = text.encode("utf-8", "backslashreplace").decode("ascii")
+        raise TrueupError(f"'{shown}' is not UTF-8 text; give attributes as UTF-8",
+                          "-a") from None
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):

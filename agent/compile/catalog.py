@@ -69,7 +69,28 @@ def _check_value(key: str, value: Any) -> Any:
     if key not in NUL_ALLOWED and _holds_nul(value):
         raise ValueError(f"{key} holds a NUL character (\\0), which no path, name or "
                          "command argument can hold")
+    surrogate = _lone_surrogate(value)
+    if surrogate:
+        raise ValueError(f"{key} holds {surrogate}")
     return value
+
+
+def _lone_surrogate(value: Any) -> str:
+    """"a lone surrogate (U+D800), which is not text" for the first string in ``value``
+    (a template's ``'\\ud800'``) that cannot be written as UTF-8; "" when there is none."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return (f"a lone surrogate (U+{ord(value[exc.start]):04X}), which is not text "
+                    "and cannot be written as UTF-8")
+        return ""
+    if isinstance(value, list):
+        return next((found for v in value if (found := _lone_surrogate(v))), "")
+    if isinstance(value, dict):
+        return next((found for k, v in value.items()
+                     if (found := _lone_surrogate(k) or _lone_surrogate(v))), "")
+    return ""
 
 
 def _holds_nul(value: Any) -> bool:
@@ -280,6 +301,12 @@ def _compile_one(recipe: Recipe, item: LineDict, line: int, ctx: Context, render
     hide = _hides_values(item)
     try:
         name = renderer.string(raw_name)
+        if "\0" in name:  # rendered from "{{ '\\x00' }}"
+            raise TrueupError(f"{kind} name holds a NUL character (\\0), which no path or "
+                              "name can hold", file, line)
+        surrogate = _lone_surrogate(name)
+        if surrogate:
+            raise TrueupError(f"{kind} name holds {surrogate}", file, line)
         for key, value in item.items():
             if key == kind or key in COMPILE_ONLY:
                 continue

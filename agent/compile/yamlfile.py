@@ -77,7 +77,7 @@ def load(path: str, cache_dir: str | None = None,
     except OSError:
         return parse(path, read_text(path))
     key = (_CACHE_FORMAT, path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    cached = os.path.join(cache_dir, files.sha256(path.encode()).hexdigest() + ".pickle")
+    cached = os.path.join(cache_dir, files.sha256(os.fsencode(path)).hexdigest() + ".pickle")
     try:
         with open(cached, "rb") as fh:
             # the cache lives in trueup's private state dir (mode 0700), never in a bundle
@@ -112,6 +112,11 @@ def parse(path: str, text: str) -> Any:
     import yaml
 
     cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates: libyaml cannot take them
+        raise TrueupError(f"not UTF-8 text (at character {exc.start + 1})", path,
+                          text[:exc.start].count("\n") + 1) from None
     loader = None
     try:
         loader = cls(text)  # the pure-Python reader checks the characters here

@@ -87,7 +87,7 @@ class Command(Resource, kind="command"):
             raise SpecError("creates", f"creates must be an absolute path, not {creates!r}")
         _check_timeout(self.spec.get("timeout"))
         returns = self.spec["returns"]
-        self.returns = {int(r) for r in (returns if isinstance(returns, list) else [returns])}
+        self.returns = _exit_codes(returns)
 
     @property
     def converges(self) -> bool:
@@ -126,6 +126,17 @@ class Command(Resource, kind="command"):
             tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
             detail = (": " + " | ".join(tail)) if tail else ""
             raise ResourceError(f"exited with status {done.returncode}{detail}")
+
+
+def _exit_codes(returns: object) -> set[int]:
+    """``returns: [0, 2]`` (or one code) as a set; anything but whole numbers is an error."""
+    codes = returns if isinstance(returns, list) else [returns]
+    try:
+        if all(isinstance(c, (int, float, str)) and not isinstance(c, bool) for c in codes):
+            return {int(c) for c in codes}
+    except (ValueError, OverflowError):
+        pass
+    raise SpecError("returns", f"returns must be exit codes (whole numbers), not {returns!r}")
 
 
 def _check_timeout(timeout: object) -> None:

@@ -33,7 +33,7 @@ class SourcedBundle(Bundle):
             raise TrueupError(f"{fetched.origin.get('source')}: no bundle pointer and no "
                               "recipes: publish one with trueup publish")
         if cache_dir:  # one folder per bundle read, so old bundles' entries can be pruned
-            key = f"{os.path.abspath(root)}\0{self.recipes_dir}".encode()
+            key = os.fsencode(f"{os.path.abspath(root)}\0{self.recipes_dir}")
             cache_dir = os.path.join(cache_dir, sha256(key).hexdigest()[:32])
         super().__init__(root, cache_dir)
         both = sorted(set(fetched.recipes) & set(super().names())) if fetched.root else []

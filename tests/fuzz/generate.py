@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.compile.loader import MAX_DEPENDS_DEPTH
+from agent.host.files import MAX_TEXT_BYTES
 from agent.resources import COMMON_FIELDS, Field, Resource, load_all
 
 KINDS: dict[str, type[Resource]] = load_all()
@@ -52,6 +54,7 @@ class Case:
     source: str          # SRC for run and plan: the bundle folder or a .tar.gz
     system: bool = False  # declares system kinds: validate and plan only, never run
     valid: bool = False   # must converge: run exits 0/2, a second run exits 0
+    refused: bool = False  # over a documented limit: every command exits 1, one error line
     plan: bool = False    # plan it too (always for system cases)
     args: list[str] = field(default_factory=list)  # extra flags for validate, plan and run
 
@@ -179,6 +182,7 @@ class Draft:
     args: list[str] = field(default_factory=list)
     tarball: Callable[[Path, Path], None] | None = None  # (bundle, out) → writes the SRC
     valid: bool = False
+    refused: bool = False  # over a documented limit: must be refused with one error line
     system: bool = False
     detail: str = ""
     n: int = 0
@@ -282,7 +286,8 @@ def cat_valid(d: Draft) -> str:
         items.append(item([("file", ys(f"{d.T}/new/early-{n}")), ("content", ys("early\n"))],
                           block))
     elif variant == "big":
-        size = rng.choice([10_000, 300_000, 1_500_000])
+        # the largest stays well under the recipe file limit, with room for the examples
+        size = rng.choice([10_000, 300_000, MAX_TEXT_BYTES - 64 * 1024])
         items.append(item([("file", ys(f"{d.T}/new/big")), ("content", ys("x" * size))], block))
         d.files["app/big.bin"] = bytes(rng.getrandbits(8) for _ in range(4096)) * 64
         items.append(item([("file", ys(f"{d.T}/new/big.bin")), ("source", ys("big.bin"))],
@@ -441,7 +446,7 @@ def cat_bomb(d: Draft) -> str:
     rng = d.rng
     T = d.T
     variant = rng.choice(["alias", "alias", "recursive-anchor", "deep", "deep", "wide",
-                          "many-keys", "merge"])
+                          "many-keys", "merge", "over-limit"])
     where = rng.choice(["recipe", "attributes"])
     if variant == "alias":
         levels, width = rng.randint(4, 9), rng.choice([9, 10])
@@ -490,6 +495,15 @@ def cat_bomb(d: Draft) -> str:
         d.recipe(*(f"  - {{file: {ys(f'{T}/new/w{i}')}, content: {ys(str(i))}}}\n"
                    for i in range(count)))
         d.valid = True
+    elif variant == "over-limit":  # a well-formed file one step over the size limit
+        size = MAX_TEXT_BYTES + rng.choice([1, 64 * 1024, MAX_TEXT_BYTES])
+        d.detail = f"{where} file with a {size:,}-character value (limit {MAX_TEXT_BYTES:,} B)"
+        if where == "recipe":
+            d.recipe(f"  - file: {ys(T + '/x')}\n    content: {ys('x' * size)}\n")
+        else:
+            d.attributes = f"root: {ys(T)}\nbig: {ys('x' * size)}\n"
+            d.recipe()
+        d.refused = True
     elif variant == "many-keys":
         count = rng.choice([10_000, 100_000])
         d.detail = f"{count} attribute keys"
@@ -610,6 +624,9 @@ def cat_yaml(d: Draft) -> str:
         d.detail += " (attributes.yml)"
     else:
         d.recipes["app"] = text
+    if variant == "huge":  # over the file size limit: refused before it is parsed
+        written = d.attributes if target == "attributes" else text
+        d.refused = len(str(written).encode("utf-8", "surrogateescape")) > MAX_TEXT_BYTES
     return f"yaml:{variant}"
 
 
@@ -823,12 +840,13 @@ def cat_runlist(d: Draft) -> str:
             "description: fuzz case\n", "")
         d.detail = f"depends on {dep[:40]!r}"
     elif variant == "chain":
-        k = rng.choice([100, 500, 1200, 3000])
+        k = rng.choice([10, MAX_DEPENDS_DEPTH, MAX_DEPENDS_DEPTH + 1, 3000])
         for i in range(k):
             d.recipes[f"c{i}"] = f"depends: [c{i + 1}]\n" if i + 1 < k else "resources: []\n"
         d.runlist = "app\nc0\n"
-        d.detail = f"depends chain of {k} recipes"
-        d.valid = True
+        d.detail = f"depends chain of {k} recipes (limit {MAX_DEPENDS_DEPTH})"
+        d.valid = k <= MAX_DEPENDS_DEPTH
+        d.refused = not d.valid
     elif variant == "empty":
         d.runlist = rng.choice(["", "\n", "# nothing\n", ",\n", "   \n"])
         d.detail = f"runlist {d.runlist!r}"
@@ -1085,7 +1103,8 @@ def generate(seed: int, index: int, root: Path, plan_ratio: float = 0.25,
         draft.tarball(bundle, out)
         source = str(out)
     return Case(seed=seed, index=index, category=category, label=label, detail=draft.detail,
-                root=root, source=source, system=draft.system, valid=draft.valid, plan=plan,
+                root=root, source=source, system=draft.system, valid=draft.valid,
+                refused=draft.refused, plan=plan,
                 args=list(draft.args))
 
 

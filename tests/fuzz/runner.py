@@ -14,7 +14,9 @@ Invariants (a broken one is a *violation*):
 - no hang, peak RSS under the limit, no death by signal;
 - validate and plan change nothing (target and bundle); run never changes the bundle, and
   a run that exits 1 leaves the target as it was;
-- a valid case converges (run exits 0 or 2) and a second run exits 0, changing nothing.
+- a valid case converges (run exits 0 or 2) and a second run exits 0, changing nothing;
+- a case over one of trueup's documented limits (file sizes, ``depends`` depth) is refused:
+  every command exits 1 with one "trueup: error:" line.
 
 Figures that are counted but are not violations (*notes*): an exit-1 stderr that is not one
 line starting "trueup: error:", an "internal error" in the output (a kind's bug, caught),
@@ -409,6 +411,11 @@ def run_case(case: Case, limits: Limits) -> CaseResult:
                 result.violations.append(f"run2: second run did not exit 0 (exit {again.code})")
             if again.target_changed:
                 result.violations.append("run2: second run changed the target")
+    if case.refused:
+        for o in result.outcomes:
+            if not o.hang and (o.code != 1 or not o.one_line_error):
+                result.violations.append(f"{o.command}: over-limit case not refused "
+                                         f"(exit {o.code})")
     validate = result.outcomes[0]
     if run is not None and validate.code == 0 and run.code == 1:
         result.notes.append("validate passed, run refused")

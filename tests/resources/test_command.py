@@ -1,4 +1,4 @@
-"""command: a working directory that is not there is reported as such."""
+"""command: a working directory that is not there is reported as such; returns."""
 
 from __future__ import annotations
 
@@ -83,3 +83,11 @@ def test_a_read_only_command_still_fails_on_a_bad_exit_code(tmp_path: Path,
     failed = [line for line in out.stdout.splitlines() if line.startswith("failed ")]
     assert len(failed) == 1 and "command:config-test" in failed[0]
     assert failed[0].endswith("exited with status 1: syntax error at line 3")
+
+
+@pytest.mark.parametrize("returns", [3, [0, 3], [0, "3"]])
+def test_returns_lists_the_exit_codes_that_succeed(ctx: Context, tmp_path: Path,
+                                                   returns: Any) -> None:
+    make(ctx, run=["/bin/sh", "-c", "exit 3"], returns=returns).refresh("run")
+    with pytest.raises(ResourceError):
+        make(ctx, run=["/bin/sh", "-c", "exit 4"], returns=returns).refresh("run")
