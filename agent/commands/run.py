@@ -6,7 +6,6 @@ import math
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any
 
 from agent.aws.ec2 import InstanceFacts
 from agent.compile import stored
@@ -22,8 +21,10 @@ from agent.host.system import System
 from agent.model import CHANGED, FAILED
 from agent.sources import cache
 
+TYPE_CHECKING = False  # typing itself is not imported at run time
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
     from agent.compile.loader import Bundle
     from agent.engine.runner import Runner

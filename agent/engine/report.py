@@ -8,12 +8,15 @@ import os
 import sys
 import time
 from collections import Counter
-from typing import Any, TextIO
 
 from agent.errors import TrueupError
 from agent.host.system import write_file_atomic
 from agent.model import CHANGED, FAILED, GUARDED, IGNORED, SKIPPED, UNCHANGED, Result
 from agent.redact import HIDDEN, REDACTOR
+
+TYPE_CHECKING = False  # typing itself is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 STATUSES = (CHANGED, FAILED, IGNORED, SKIPPED, GUARDED, UNCHANGED)
 COLOURS = {CHANGED: "33", FAILED: "31", IGNORED: "35", SKIPPED: "36", GUARDED: "2"}
