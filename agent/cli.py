@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any, NoReturn
 
 from agent import __version__
 from agent.errors import Interrupted, LockBusy, TrueupError
 
+TYPE_CHECKING = False  # typing itself is not imported at run time
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Sequence
+    from typing import Any, NoReturn
 
 EPILOG = """exit codes: 0 success; 1 could not run (nothing changed); 4 failures;
 with --detailed-exitcodes 0 no changes, 2 changes, 4 failures, 6 both;

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
 
 from agent.errors import TrueupError
 from agent.model import Record
+
+TYPE_CHECKING = False  # typing itself is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_CONFIG = "/etc/trueup/config.toml"
 

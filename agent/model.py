@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+
+TYPE_CHECKING = False  # typing itself is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
 
 
 class Record:
@@ -170,7 +173,7 @@ class Result(Record):
                    data.get("reason", ""))
 
 
-class AttrMapping(Mapping[str, Any]):
+class AttrMapping(Mapping):  # Mapping[str, Any]
     """A mapping whose keys also read as attributes (``facts.hostname``), the way templates
     use them; a missing key is an AttributeError saying ``MISSING``."""
 

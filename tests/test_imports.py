@@ -23,7 +23,7 @@ from tests.helpers import REPO, write_bundle
 PROBE = REPO / "tests" / "imports_probe.py"
 
 #: The standard library a warm run needs (beyond the interpreter's own start-up modules):
-#: typing and collections (annotations, Mapping), re (JSON and the report's redaction),
+#: collections (Mapping, Counter), re (JSON and the report's redaction),
 #: json (the report), the C unpickler (the stored catalog), signal and fcntl (SIGTERM,
 #: the run lock), math, errno, the built-in SHA-256 (cache names).
 STDLIB = {
@@ -33,8 +33,11 @@ STDLIB = {
     "importlib._bootstrap", "importlib._bootstrap_external", "itertools", "json",
     "json.decoder", "json.encoder", "json.scanner", "keyword", "math", "operator",
     "re", "re._casefix", "re._compiler", "re._constants", "re._parser", "reprlib", "signal",
-    "types", "typing", "typing.io", "typing.re", "warnings",
+    "types", "warnings",
 }
+#: typing is for type checkers: run-path modules import it under ``if TYPE_CHECKING:``
+#: (``TYPE_CHECKING = False`` first), as it costs several milliseconds a run
+TYPING = {"typing", "_typing", "typing.io", "typing.re"}
 #: trueup's modules on a run that loads its stored catalog: the command, the engine,
 #: the folder source, and the resource kinds the catalog holds (nothing of the compiler).
 RUN = {
@@ -55,7 +58,8 @@ KINDS = {"agent.resources.directory", "agent.resources.file", "agent.resources.t
 COMPILE = {"agent.compile.prepare", "agent.compile.catalog", "agent.compile.render",
            "agent.compile.loops",
            "agent.compile.phases", "agent.compile.attributes", "copy", "weakref",
-           "_weakrefset", "heapq", "_heapq", "pickle", "struct", "_struct"}  # pickle: storing
+           "_weakrefset", "heapq", "_heapq", "pickle", "struct", "_struct",  # pickle: storing
+           *TYPING}
 
 
 def probe(env: dict[str, str], *args: str, extra_env: dict[str, str] | None = None) -> dict:

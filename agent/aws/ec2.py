@@ -19,9 +19,12 @@ message saying so.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 from agent.errors import RenderError, TrueupError, Unreachable
+
+TYPE_CHECKING = False  # typing itself is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 KEYS = ("instance_id", "instance_type", "ami_id", "region", "availability_zone", "account_id",
         "private_ip", "architecture", "iam_role", "instance_profile_arn", "tags")
@@ -31,7 +34,7 @@ class Ec2Unavailable(RenderError):
     """Instance facts were asked for but IMDS cannot give them (not on EC2, disabled ...)."""
 
 
-class _Ec2Keys(Mapping[str, Any]):
+class _Ec2Keys(Mapping):  # Mapping[str, Any]
     """The instance-fact names as a mapping with attribute access; values from ``[key]``."""
 
     def __getattr__(self, key: str) -> Any:

@@ -16,10 +16,12 @@ resource that used it becomes sensitive (no diff, mode 0600 unless the recipe se
 
 from __future__ import annotations
 
-from typing import Any
-
 from agent.errors import RenderError, TrueupError, Unreachable
 from agent.redact import REDACTOR
+
+TYPE_CHECKING = False  # typing itself is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class SecretStore:

@@ -6,8 +6,6 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from agent.aws.ec2 import InstanceFacts
 from agent.compile import stored
@@ -24,8 +22,11 @@ from agent.host.system import System
 from agent.model import CHANGED, FAILED
 from agent.sources import cache
 
+TYPE_CHECKING = False  # typing itself is not imported at run time
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable
+    from typing import Any
 
     from agent.commands.watch import Watching
     from agent.compile.loader import Bundle

@@ -15,12 +15,15 @@ Layout of a bundle::
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from agent.compile import yamlfile
 from agent.compile.yamlfile import LineDict, LineList
 from agent.errors import TrueupError
 from agent.model import Record
+
+TYPE_CHECKING = False  # typing itself is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 RECIPE_KEYS = {
     "description": "one line saying what the recipe manages",

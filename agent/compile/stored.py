@@ -40,12 +40,15 @@ import os
 import stat
 import sys
 from collections.abc import Callable
-from typing import Any
 
 from agent import __version__
 from agent.compile.options import Options, Prepared
 from agent.config import Config
 from agent.host.files import sha256
+
+TYPE_CHECKING = False  # typing itself is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 FORMAT = 1
 MAX_ENTRIES = 20_000  # entries of a bundle's folder tree; a larger bundle is compiled each run

@@ -9,10 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
-from typing import Any
 
 from agent.errors import TrueupError
 from agent.host import files
+
+TYPE_CHECKING = False  # typing itself is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_ALIAS_VALUES = 10_000  # values that aliases and merge keys may produce in one file
 MAX_DEPTH = 100            # levels of mappings and lists, one inside the other

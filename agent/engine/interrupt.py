@@ -5,11 +5,13 @@ from __future__ import annotations
 import signal
 import sys
 from types import FrameType
-from typing import TYPE_CHECKING, Any
 
 from agent.errors import Interrupted
 
+TYPE_CHECKING = False  # typing itself is not imported at run time
 if TYPE_CHECKING:
+    from typing import Any
+
     from agent.engine.runner import Runner
 
 

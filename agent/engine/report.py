@@ -8,7 +8,6 @@ import os
 import sys
 import time
 from collections import Counter
-from typing import Any, TextIO
 
 from agent.errors import TrueupError
 from agent.host.system import write_file_atomic
@@ -23,6 +22,10 @@ from agent.model import (
     Result,
 )
 from agent.redact import HIDDEN, REDACTOR
+
+TYPE_CHECKING = False  # typing itself is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 STATUSES = (CHANGED, FAILED, IGNORED, SKIPPED, GUARDED, UNCHANGED, EXCLUDED)
 #: Statuses a report stored by an older trueup may lack in its totals.

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
 
 from agent.model import Change
 from agent.redact import HIDDEN
+
+TYPE_CHECKING = False  # typing itself is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 # state values form a closed vocabulary (the kind's STATES), so they cannot carry a secret
 STATE_WORDS = frozenset({"present", "absent", "running", "stopped"})

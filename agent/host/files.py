@@ -20,7 +20,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Any
+
+TYPE_CHECKING = False  # typing itself is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 MiB = 1024 * 1024
 MAX_TEXT_BYTES = 1 * MiB

@@ -9,10 +9,13 @@ forgotten when a resource changes the state it describes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from agent.errors import ResourceError
 from agent.host.system import System
+
+TYPE_CHECKING = False  # typing itself is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def shell_argv(text: str) -> list[str]:

@@ -16,10 +16,13 @@ import contextlib
 import errno
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
 
 from agent.errors import ResourceError
 from agent.model import FrozenRecord
+
+TYPE_CHECKING = False  # typing itself is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any, Protocol
 
 # Searched by which() under a rooted System, and under "/" when PATH is unset
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -47,11 +50,13 @@ class GroupEntry(FrozenRecord):
     __slots__ = ("name", "gid", "members")
 
 
-class CommandRunner(Protocol):
-    """Runs one argv and returns what happened (``System(runner=...)``)."""
+if TYPE_CHECKING:  # a type for checkers only: typing is not imported at run time
+    class CommandRunner(Protocol):
+        """Runs one argv and returns what happened (``System(runner=...)``)."""
 
-    def __call__(self, argv: list[str], *, cwd: str | None, env: Mapping[str, str] | None,
-                 user: str | None, timeout: float | None, input: str | None) -> Completed: ...
+        def __call__(self, argv: list[str], *, cwd: str | None,
+                     env: Mapping[str, str] | None, user: str | None,
+                     timeout: float | None, input: str | None) -> Completed: ...
 
 
 def lookup_uid(owner: str | int | None) -> int:

@@ -14,10 +14,13 @@ import importlib
 import os
 import stat
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ClassVar
 
 from agent.errors import ResourceError
 from agent.model import Change, FrozenRecord
+
+TYPE_CHECKING = False  # typing itself is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
 
 REGISTRY: dict[str, type[Resource]] = {}
 
@@ -60,7 +63,7 @@ COMMON_FIELDS: dict[str, Field] = {
 }
 
 
-class Spec(Mapping[str, Any]):
+class Spec(Mapping):  # Mapping[str, Any]
     """A resource's rendered spec, frozen: every declared field, defaulted when not given.
 
     ``spec["mode"]`` and ``spec.mode`` read a value; a field the recipe left out reads

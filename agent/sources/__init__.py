@@ -15,12 +15,14 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import TYPE_CHECKING, Any
 
 from agent.errors import TrueupError, Unreachable
 from agent.sources.base import REGISTRY, FetchContext, Source
 
+TYPE_CHECKING = False  # typing itself is not imported at run time
 if TYPE_CHECKING:
+    from typing import Any
+
     from agent.sources.view import SourcedBundle
 
 def load_all() -> dict[str, type[Source]]:

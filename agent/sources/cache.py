@@ -22,13 +22,14 @@ import os
 import stat
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
 
 from agent.errors import TrueupError
 from agent.host.system import write_file_atomic
 
+TYPE_CHECKING = False  # typing itself is not imported at run time
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
 
 def bundles_dir(state_dir: str) -> Path:

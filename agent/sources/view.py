@@ -10,7 +10,6 @@ event, for the role, for the environment; then the bundle's own ``runlist.<event
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from agent.compile.loader import Bundle, Recipe, parse_recipe
 from agent.errors import TrueupError
@@ -18,6 +17,10 @@ from agent.host.files import sha256
 from agent.host.system import fsync_dir, write_file_atomic
 from agent.sources import cache
 from agent.sources.base import Fetched
+
+TYPE_CHECKING = False  # typing itself is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class SourcedBundle(Bundle):
