@@ -16,7 +16,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from typing import Any
+
+TYPE_CHECKING = False  # typing itself is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 EXIT_REBOOT = 194  # SSM's convention: the agent reboots the instance, then reruns the command
 MARKER = "reboot-pending.json"
