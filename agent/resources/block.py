@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import re
 
 from agent.errors import ResourceError
 from agent.model import Change
 from agent.resources import Resource, SpecError, f
-from agent.resources.line import Rewrite, apply_rewrites, read_current, split_lines
+from agent.resources.line import (
+    Rewrite,
+    apply_rewrites,
+    edited_path,
+    read_current,
+    split_lines,
+)
 from agent.resources.line import _diff as diff_lines
 
 
@@ -82,18 +87,8 @@ class Block(Resource, kind="block"):
                          "sensitive": True, "_setup": {"app.ini": "a = 1\n"}}
 
     def validate(self) -> None:
-        path = self.spec["path"]
-        label = ""
-        if path is None:
-            if not os.path.isabs(self.name):
-                raise ValueError(f"block path must be absolute, not {self.name!r} (or name "
-                                 "the block with a label and give the file in path:)")
-            path = self.name
-        elif not os.path.isabs(path):
-            raise SpecError("path", f"block path must be absolute, not {path!r}")
-        else:
-            label = " " + self.name
-        self.path: str = path
+        self.path: str = edited_path("block", self.name, self.spec["path"])
+        label = "" if self.spec["path"] is None else " " + self.name
         marker = self.spec["marker"] or "# {mark} TRUEUP MANAGED BLOCK" + label
         if "{mark}" not in marker or "\n" in marker or "\r" in marker:
             raise SpecError("marker", "marker is one line holding {mark}")

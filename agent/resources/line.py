@@ -89,15 +89,7 @@ class Line(Resource, kind="line"):
                          "_setup": {"app.ini": "a = 1\ntoken = old\n"}}
 
     def validate(self) -> None:
-        path = self.spec.get("path")
-        if path is None:
-            if not os.path.isabs(self.name):
-                raise ValueError(f"line path must be absolute, not {self.name!r} (or name the "
-                                 "line with a label and give the file in path:)")
-            path = self.name
-        elif not os.path.isabs(path):
-            raise SpecError("path", f"line path must be absolute, not {path!r}")
-        self.path: str = path
+        self.path: str = edited_path("line", self.name, self.spec.get("path"))
         text = self.spec.get("text")
         if self.state == "present" and text is None:
             raise SpecError("text", "line needs text: the line to ensure")
@@ -144,6 +136,18 @@ class Rewrite(FrozenRecord):
     writes it."""
 
     __slots__ = ("before", "after")
+
+
+def edited_path(kind: str, name: str, path: str | None) -> str:
+    """The file a line or block edits: ``path:``, else the resource's name; absolute."""
+    if path is None:
+        if not os.path.isabs(name):
+            raise ValueError(f"{kind} path must be absolute, not {name!r} (or name the "
+                             f"{kind} with a label and give the file in path:)")
+        return name
+    if not os.path.isabs(path):
+        raise SpecError("path", f"{kind} path must be absolute, not {path!r}")
+    return path
 
 
 def read_current(path: str) -> bytes | None:
