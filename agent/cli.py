@@ -47,19 +47,34 @@ CONVERGING = ("run", "plan")
 WITH_EPILOG = ("run", "plan", "bake")
 
 
+def _source_args(p: Any, src: str, source: str, runlist: str) -> None:
+    """SRC, --source/-s and --runlist/-r (run, plan, bake, verify, watch); the help texts."""
+    p.add_argument("src", nargs="?", help=src)
+    p.add_argument("--source", "-s", help=source)
+    p.add_argument("--runlist", "-r", default="", help=runlist)
+
+
+def _attribute_args(p: Any, assign: str | None = None, node_file: str | None = None) -> None:
+    """-a KEY=VALUE and --attributes FILE (run, plan, bake, verify, validate)."""
+    p.add_argument("-a", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                   help=assign)
+    p.add_argument("--attributes", dest="attributes_file", default="", metavar="FILE",
+                   help=node_file)
+
+
+NODE_FILE_HELP = "node attributes JSON/YAML (may hold a run_list)"
+CONVERGE_HELP = "recipes to converge, comma separated"
+
+
 def _run_args(p: Any) -> None:
     """The arguments run and plan share."""
-    p.add_argument("src", nargs="?", help="bundle folder (same as --source)")
-    p.add_argument("--source", "-s", help="bundle folder")
-    p.add_argument("--runlist", "-r", default="", help="recipes to converge, comma separated")
+    _source_args(p, "bundle folder (same as --source)", "bundle folder", CONVERGE_HELP)
     p.add_argument("--event", choices=("setup", "configure", "deploy", "undeploy", "shutdown"),
                    help="lifecycle event: use the bundle's runlist.<event>")
     p.add_argument("--phase", choices=("bake", "boot", "all"), default="all",
                    help="converge only resources of this phase (default all)")
-    p.add_argument("-a", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
-                   help="set an attribute, e.g. -a web.port=8080 (highest precedence)")
-    p.add_argument("--attributes", dest="attributes_file", default="", metavar="FILE",
-                   help="node attributes JSON/YAML (may hold a run_list)")
+    _attribute_args(p, "set an attribute, e.g. -a web.port=8080 (highest precedence)",
+                    NODE_FILE_HELP)
     p.add_argument("--detailed-exitcodes", action="store_true",
                    help="0 no changes, 2 changes, 4 failures, 6 both")
     p.add_argument("--json", action="store_true", help="print the JSON report instead")
@@ -76,14 +91,11 @@ def _report_to_args(p: Any) -> None:
 
 
 def _verify_args(p: Any) -> None:
-    p.add_argument("src", nargs="?", help="bundle folder, s3:// or ssm:/trueup/ENV")
-    p.add_argument("--source", "-s", help="same as SRC")
-    p.add_argument("--runlist", "-r", default="", help="recipes whose checks run, comma separated")
+    _source_args(p, "bundle folder, s3:// or ssm:/trueup/ENV", "same as SRC",
+                 "recipes whose checks run, comma separated")
     p.add_argument("--event", choices=("setup", "configure", "deploy", "undeploy", "shutdown"),
                    help="use the run list of this lifecycle event")
-    p.add_argument("-a", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
-                   help="set an attribute the checks read")
-    p.add_argument("--attributes", dest="attributes_file", default="", metavar="FILE")
+    _attribute_args(p, "set an attribute the checks read")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     _report_to_args(p)
 
@@ -145,13 +157,9 @@ def _plan_args(p: Any) -> None:
 
 
 def _bake_args(p: Any) -> None:
-    p.add_argument("src", nargs="?", help="bundle folder, s3://… or ssm:/trueup/ENV")
-    p.add_argument("--source", "-s", help="the bundle (same as SRC)")
-    p.add_argument("--runlist", "-r", default="", help="recipes to bake, comma separated")
-    p.add_argument("-a", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
-                   help="set an attribute (highest precedence)")
-    p.add_argument("--attributes", dest="attributes_file", default="", metavar="FILE",
-                   help="node attributes JSON/YAML (may hold a run_list)")
+    _source_args(p, "bundle folder, s3://… or ssm:/trueup/ENV", "the bundle (same as SRC)",
+                 "recipes to bake, comma separated")
+    _attribute_args(p, "set an attribute (highest precedence)", NODE_FILE_HELP)
     p.add_argument("--detailed-exitcodes", action="store_true",
                    help="0 no changes, 2 changes, 4 failures, 6 both")
     p.add_argument("--json", action="store_true", help="print the JSON report instead")
@@ -173,8 +181,7 @@ def _seal_args(p: Any) -> None:
 def _validate_args(p: Any) -> None:
     p.add_argument("path", help="bundle folder")
     p.add_argument("--runlist", "-r", default="")
-    p.add_argument("-a", dest="assignments", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--attributes", dest="attributes_file", default="", metavar="FILE")
+    _attribute_args(p)
 
 
 def _report_args(p: Any) -> None:
@@ -209,9 +216,8 @@ def _publish_args(p: Any) -> None:
 
 
 def _watch_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("src", nargs="?", help="bundle (same as --source; default: configuration)")
-    p.add_argument("--source", "-s", help="bundle folder, s3://... or ssm:/trueup/ENV")
-    p.add_argument("--runlist", "-r", default="", help="recipes to converge, comma separated")
+    _source_args(p, "bundle (same as --source; default: configuration)",
+                 "bundle folder, s3://... or ssm:/trueup/ENV", CONVERGE_HELP)
     p.add_argument("--interval", type=float, default=1800.0, metavar="SECONDS",
                    help="converge this often (default 1800)")
     p.add_argument("--splay", type=float, default=None, metavar="SECONDS",

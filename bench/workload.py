@@ -41,6 +41,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 SIZES = (100, 1000, 10000)
 FILES_PER_DIR = 10
+DIRS_PER_RECIPE = 250  # about 570 KB of recipe.yml, under the 1 MiB limit
 
 HOSTNAME = "node01.bench.example.test"
 PORT = "8443"
@@ -72,40 +73,64 @@ def jinja_template(peers: str) -> str:
     return re.sub(r"@(\w+)@", lambda m: "{{ " + m.group(1) + " }}", src)
 
 
-def recipe_yaml(size: int, root: str) -> str:
-    """recipe.yml text for W<size>, resources in the peers' order:
-    root dir; per directory: dir, its 10 files, its link; the stamp command."""
+def recipe_yamls(size: int, root: str) -> dict[str, str]:
+    """recipe.yml texts for W<size> by recipe name, resources in the peers' order:
+    root dir; per directory: dir, its 10 files, its link; the stamp command.
+
+    A recipe file may hold at most 1 MiB (agent.host.files.MAX_TEXT_BYTES), so a
+    workload of more than DIRS_PER_RECIPE directories is cut into recipes
+    ``w<size>-part<k>`` of DIRS_PER_RECIPE directories each (the first also holds the
+    root dir); the recipe ``w<size>`` holds the last directories and the stamp, and
+    ``depends`` on the parts in order, so the run converges the same resources in the
+    same order. W100 and W1000 are one recipe each."""
     name = f"w{size}"
     ndirs = size // FILES_PER_DIR
     a = f"attributes.{name}"
     R = "{{ " + a + ".root }}"
-    out = [
-        f"# W{size} benchmark workload for trueup, written by bench/workload.py; do not edit.",
-        f"# {ndirs} dirs x {FILES_PER_DIR} files: {12 * ndirs + 2} resources.",
-        f"description: W{size} benchmark workload",
-        "attributes:",
-        f'  {name}: {{root: {root}, hostname: {HOSTNAME}, port: "{PORT}"}}',
-        "resources:",
-        f'  - directory: "{R}"',
-        f'    mode: "{DIR_MODE}"',
-    ]
-    for i in range(ndirs):
-        d = f"{R}/d{i}"
-        out += [f'  - directory: "{d}"',
-                f'    mode: "{DIR_MODE}"']
-        for j in range(FILES_PER_DIR):
-            out += [f'  - template: "{d}/f{j}.conf"',
-                    "    source: file.j2",
-                    f'    mode: "{FILE_MODE}"',
-                    f'    variables: {{hostname: "{{{{ {a}.hostname }}}}", '
-                    f'port: "{{{{ {a}.port }}}}", index: "{i}{j}"}}']
-        out += [f'  - link: "{d}/{LINK_NAME}"',
-                f'    to: "{d}/{LINK_TO}"']
-    out += ["  - command: stamp",
-            f'    run: "echo converged > {R}/stamp"',
-            "    shell: true",
-            f'    creates: "{R}/stamp"']
-    return "\n".join(out) + "\n"
+    groups = [range(start, min(start + DIRS_PER_RECIPE, ndirs))
+              for start in range(0, ndirs, DIRS_PER_RECIPE)]
+    parts = [f"{name}-part{k + 1}" for k in range(len(groups) - 1)]
+    texts = {}
+    for k, dirs in enumerate(groups):
+        first, last = k == 0, k == len(groups) - 1
+        recipe = name if last else parts[k]
+        if last:
+            out = [f"# W{size} benchmark workload for trueup, written by bench/workload.py; "
+                   "do not edit.",
+                   f"# {ndirs} dirs x {FILES_PER_DIR} files: {12 * ndirs + 2} resources"
+                   + (f", in {len(groups)} recipes." if parts else "."),
+                   f"description: W{size} benchmark workload"]
+            if parts:
+                out.append(f"depends: [{', '.join(parts)}]")
+            out += ["attributes:",
+                    f'  {name}: {{root: {root}, hostname: {HOSTNAME}, port: "{PORT}"}}']
+        else:
+            out = [f"# Part {k + 1} of the W{size} benchmark workload (recipe {name} "
+                   "depends on it), written by bench/workload.py; do not edit.",
+                   f"description: W{size} benchmark workload, dirs {dirs[0]}-{dirs[-1]}"]
+        out.append("resources:")
+        if first:
+            out += [f'  - directory: "{R}"',
+                    f'    mode: "{DIR_MODE}"']
+        for i in dirs:
+            d = f"{R}/d{i}"
+            out += [f'  - directory: "{d}"',
+                    f'    mode: "{DIR_MODE}"']
+            for j in range(FILES_PER_DIR):
+                out += [f'  - template: "{d}/f{j}.conf"',
+                        "    source: file.j2",
+                        f'    mode: "{FILE_MODE}"',
+                        f'    variables: {{hostname: "{{{{ {a}.hostname }}}}", '
+                        f'port: "{{{{ {a}.port }}}}", index: "{i}{j}"}}']
+            out += [f'  - link: "{d}/{LINK_NAME}"',
+                    f'    to: "{d}/{LINK_TO}"']
+        if last:
+            out += ["  - command: stamp",
+                    f'    run: "echo converged > {R}/stamp"',
+                    "    shell: true",
+                    f'    creates: "{R}/stamp"']
+        texts[recipe] = "\n".join(out) + "\n"
+    return texts
 
 
 EMPTY_YAML = """\
@@ -131,16 +156,20 @@ def put(path: str, text: str) -> bool:
     return True
 
 
-def write_bundle(out: str, recipe: str, yaml_text: str, template: str | None) -> list[str]:
+def write_bundle(out: str, recipe: str, yaml_texts: dict[str, str],
+                 template: str | None) -> list[str]:
+    """Write the runlist (``recipe``) and each recipe of ``yaml_texts`` into ``out``."""
     written = []
     if put(os.path.join(out, "runlist"), recipe + "\n"):
         written.append("runlist")
-    if put(os.path.join(out, recipe, "recipe.yml"), yaml_text):
-        written.append(f"{recipe}/recipe.yml")
-    os.makedirs(os.path.join(out, recipe, "files"), exist_ok=True)
-    os.makedirs(os.path.join(out, recipe, "templates"), exist_ok=True)
-    if template is not None and put(os.path.join(out, recipe, "templates", "file.j2"), template):
-        written.append(f"{recipe}/templates/file.j2")
+    for name, yaml_text in yaml_texts.items():
+        if put(os.path.join(out, name, "recipe.yml"), yaml_text):
+            written.append(f"{name}/recipe.yml")
+        os.makedirs(os.path.join(out, name, "files"), exist_ok=True)
+        os.makedirs(os.path.join(out, name, "templates"), exist_ok=True)
+        if template is not None and put(os.path.join(out, name, "templates", "file.j2"),
+                                        template):
+            written.append(f"{name}/templates/file.j2")
     return written
 
 
@@ -154,11 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.empty:
         out = a.out or os.path.join(BUNDLES, "empty")
-        written = write_bundle(out, "empty", EMPTY_YAML, None)
+        written = write_bundle(out, "empty", {"empty": EMPTY_YAML}, None)
     else:
         out = a.out or os.path.join(BUNDLES, f"w{a.size}")
         root = a.root or os.path.join(TARGET_BASE, target_name(a.size))
-        written = write_bundle(out, f"w{a.size}", recipe_yaml(a.size, root),
+        written = write_bundle(out, f"w{a.size}", recipe_yamls(a.size, root),
                                jinja_template(peers_dir()))
     if not a.quiet:
         print(f"{out}: " + (", ".join(written) + " written" if written else "up to date"))

@@ -29,19 +29,11 @@ TOP = 5
 
 def measured(state_dir: str) -> tuple[dict[str, float], list[str]]:
     """Resource → its longest duration (s) over the stored full runs; the runs' ids."""
-    folder = os.path.join(state_dir, "reports")
-    paths = [os.path.join(folder, "last_run.json")]
-    history = os.path.join(folder, "history")
-    if os.path.isdir(history):
-        paths += [os.path.join(history, n) for n in sorted(os.listdir(history))]
+    from agent.engine.report import stored
+
     costs: dict[str, float] = {}
     runs: list[str] = []
-    for path in paths:
-        try:
-            with open(path, "rb") as fh:
-                report = json.loads(fh.read())
-        except (OSError, ValueError):
-            continue
+    for _path, report in stored(state_dir):
         if not isinstance(report, dict) or report.get("phase") != "all" \
                 or report.get("mode") != "run" or "interrupted" in report:
             continue

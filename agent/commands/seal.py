@@ -28,18 +28,10 @@ def secret_files(state_dir: str) -> list[tuple[str, str]]:
 
     Like the state dir, the paths are this machine's (not under ``--root``).
     """
-    folder = os.path.join(state_dir, "reports")
-    reports = [os.path.join(folder, "last_run.json")]
-    history = os.path.join(folder, "history")
-    if os.path.isdir(history):
-        reports += [os.path.join(history, n) for n in sorted(os.listdir(history))]
+    from agent.engine.report import stored
+
     found: dict[str, str] = {}
-    for path in reports:
-        try:
-            with open(path, "rb") as fh:
-                report = json.loads(fh.read())
-        except (OSError, ValueError):
-            continue
+    for path, report in stored(state_dir):
         for ident in report.get("sensitive") or [] if isinstance(report, dict) else []:
             kind, _, name = str(ident).partition(":")
             if kind in PATH_KINDS and os.path.lexists(name):

@@ -39,9 +39,7 @@ TIMEOUT = 1800  # seconds for all checks
 def main(args: argparse.Namespace, cfg: Config) -> int:
     from agent.aws.ec2 import InstanceFacts
     from agent.commands.run import apply_report_to, resolve_source, ship_report
-    from agent.compile import attributes as attrs
-    from agent.compile.loader import expand_runlist, parse_runlist
-    from agent.compile.prepare import Options, load_node_file
+    from agent.compile.prepare import Options, runlist_recipes
     from agent.engine import report as reports
     from agent.host.system import System
 
@@ -58,29 +56,7 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
                    event=args.event or "", assignments=args.assignments,
                    attributes_file=args.attributes_file)
     bundle = resolve_source(opts, cfg, InstanceFacts())
-    node_attrs: dict[str, Any] = {}
-    node_runlist = None
-    if opts.attributes_file:
-        node_attrs, node_runlist = load_node_file(opts.attributes_file)
-    if opts.runlist:
-        names, origin = parse_runlist(opts.runlist), "--runlist"
-    elif node_runlist:
-        names, origin = node_runlist, opts.attributes_file
-    else:
-        found = bundle.runlist(opts.event or None) or (
-            (parse_runlist(cfg.runlist), "configuration") if cfg.runlist else None)
-        if found is None:
-            raise TrueupError("no run list: pass --runlist a,b or add a 'runlist' file to "
-                              "the bundle", bundle.root)
-        names, origin = found
-    recipes = expand_runlist(bundle, names, origin)
-    layers = [r.attributes for r in recipes]
-    own = bundle.attributes()
-    if own:
-        layers.append(own[0])
-    layers.append(node_attrs)
-    layers += [attrs.parse_assignment(a) for a in opts.assignments]
-    merged = attrs.merge_all(layers)
+    _, recipes, merged = runlist_recipes(opts, cfg, bundle, strict=False)
 
     folders = [os.path.join(r.dir, "tests") for r in recipes
                if os.path.isdir(os.path.join(r.dir, "tests"))]

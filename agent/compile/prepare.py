@@ -41,12 +41,15 @@ def load_node_file(path: str) -> tuple[dict[str, Any], list[str] | None]:
     return data, runlist
 
 
-def prepare(opts: Options, cfg: Config, bundle: Bundle, system: System, backups: Any,
-            facts: Facts, secrets: Callable[[Any], str]) -> Prepared:
-    """Load, render and validate everything; raise TrueupError before any change.
+def runlist_recipes(opts: Options, cfg: Config, bundle: Bundle,
+                    strict: bool = True) -> tuple[list[str], list[Recipe], dict[str, Any]]:
+    """The run's run list, its recipes (expanded) and the attributes they run with.
 
-    ``facts`` are the run's host facts (with its instance facts), ``secrets`` resolves
-    ``secret("/name")``, ``backups`` keeps replaced file content (engine.backups).
+    The run list is ``--runlist``, else the node file's, else the bundle's (for
+    ``opts.event``), else the configuration's. The attributes merge the recipes', the
+    bundle's, the node file's and the ``-a`` assignments, later winning. ``strict``
+    (a run) refuses an event with no run list of its own and an empty run list;
+    ``trueup verify`` (strict=False) falls back to the configured one and accepts it.
     """
     node_attrs: dict[str, Any] = {}
     node_runlist = None
@@ -58,7 +61,7 @@ def prepare(opts: Options, cfg: Config, bundle: Bundle, system: System, backups:
         names, origin = node_runlist, opts.attributes_file
     else:
         found = bundle.runlist(opts.event or None)
-        if found is None and opts.event:
+        if found is None and opts.event and strict:
             raise TrueupError(f"no run list for event {opts.event!r}: add runlist.{opts.event} "
                               "to the bundle or pass --runlist", bundle.root)
         if found is None and cfg.runlist:
@@ -67,7 +70,7 @@ def prepare(opts: Options, cfg: Config, bundle: Bundle, system: System, backups:
             raise TrueupError("no run list: pass --runlist a,b or add a 'runlist' file to "
                               "the bundle", bundle.root)
         names, origin = found
-    if not names:
+    if not names and strict:
         raise TrueupError("the run list is empty", origin)
     recipes = expand_runlist(bundle, names, origin)
 
@@ -78,6 +81,17 @@ def prepare(opts: Options, cfg: Config, bundle: Bundle, system: System, backups:
     layers.append(node_attrs)
     layers += [attrs.parse_assignment(a) for a in opts.assignments]
     merged = attrs.merge_all(layers)
+    return names, recipes, merged
+
+
+def prepare(opts: Options, cfg: Config, bundle: Bundle, system: System, backups: Any,
+            facts: Facts, secrets: Callable[[Any], str]) -> Prepared:
+    """Load, render and validate everything; raise TrueupError before any change.
+
+    ``facts`` are the run's host facts (with its instance facts), ``secrets`` resolves
+    ``secret("/name")``, ``backups`` keeps replaced file content (engine.backups).
+    """
+    names, recipes, merged = runlist_recipes(opts, cfg, bundle)
 
     boot = BootReads(opts.phase)  # secrets and EC2 facts: counted, never baked
     boot.watch_facts(facts)

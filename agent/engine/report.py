@@ -25,6 +25,7 @@ from agent.redact import HIDDEN, REDACTOR
 
 TYPE_CHECKING = False  # typing itself is not imported at run time
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any, TextIO
 
 STATUSES = (CHANGED, FAILED, IGNORED, SKIPPED, GUARDED, UNCHANGED, EXCLUDED)
@@ -344,6 +345,24 @@ def load_last(state_dir: str) -> dict[str, Any] | None:
 
 
 REWRITE = "the next `trueup run` writes a new one"
+
+
+def stored(state_dir: str) -> Iterator[tuple[str, Any]]:
+    """(path, parsed JSON) of last_run.json, then of each report in history/ by name
+    (oldest first); a file that cannot be read or parsed is passed over. The values
+    are not checked to be reports."""
+    folder = os.path.join(state_dir, "reports")
+    paths = [os.path.join(folder, "last_run.json")]
+    history = os.path.join(folder, "history")
+    if os.path.isdir(history):
+        paths += [os.path.join(history, n) for n in sorted(os.listdir(history))]
+    for path in paths:
+        try:
+            with open(path, "rb") as fh:
+                report = json.loads(fh.read())
+        except (OSError, ValueError):
+            continue
+        yield path, report
 
 
 def _first_line(exc: Exception) -> str:

@@ -36,9 +36,13 @@ class Entry:
     read: Callable[[], bytes] | None = None
 
 
+def name_parts(name: str) -> list[str]:
+    """The components of an archive member's name, without empty and ``.`` ones."""
+    return [p for p in name.split("/") if p not in ("", ".")]
+
+
 def _strip(name: str, strip: int) -> str | None:
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    return "/".join(parts[strip:]) or None
+    return "/".join(name_parts(name)[strip:]) or None
 
 
 def _safe_name(raw: str, name: str) -> None:
@@ -48,8 +52,18 @@ def _safe_name(raw: str, name: str) -> None:
         raise ResourceError(f"archive member {raw!r} leaves the folder (..); nothing extracted")
 
 
-def _inside(name: str, target: str) -> bool:
-    """Whether symlink ``name`` → ``target`` stays inside the folder."""
+def _checked_name(raw: str, strip: int) -> str | None:
+    """``raw`` with ``strip`` leading components removed (None: nothing left), checked."""
+    name = _strip(raw, strip)
+    if name is not None:
+        _safe_name(raw, name)
+    return name
+
+
+def link_inside(name: str, target: str) -> bool:
+    """Whether the symbolic link ``name`` → ``target`` (both relative to one folder, in
+    POSIX form) stays inside that folder: its target is not absolute and does not climb
+    out with ``..``."""
     if target.startswith("/"):
         return False
     joined = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
@@ -68,7 +82,7 @@ def entries(path: str, strip: int = 0) -> list[Entry]:
                             f"(at most {MAX_MEMBERS} members and {MAX_TOTAL} bytes)")
     names = {e.name for e in found}
     for entry in found:
-        if entry.kind == "symlink" and not _inside(entry.name, entry.target):
+        if entry.kind == "symlink" and not link_inside(entry.name, entry.target):
             raise ResourceError(f"archive member {entry.name!r} links outside the folder "
                                 f"({entry.target}); nothing extracted")
         if entry.kind == "hardlink" and entry.target not in names:
@@ -82,10 +96,9 @@ def _tar_entries(path: str, strip: int) -> list[Entry]:
     tar = tarfile.open(path)  # noqa: SIM115 (kept open for the readers)
     found = []
     for member in tar.getmembers():
-        name = _strip(member.name, strip)
+        name = _checked_name(member.name, strip)
         if name is None:
             continue
-        _safe_name(member.name, name)
         mode = stat.S_IMODE(member.mode) & 0o777
         if member.isdir():
             found.append(Entry(name, "dir", mode))
@@ -95,11 +108,10 @@ def _tar_entries(path: str, strip: int) -> list[Entry]:
         elif member.issym():
             found.append(Entry(name, "symlink", 0o777, target=member.linkname))
         elif member.islnk():
-            target = _strip(member.linkname, strip)
+            target = _checked_name(member.linkname, strip)
             if target is None:
                 raise ResourceError(f"archive member {member.name!r} is a hard link to a "
                                     "stripped member; nothing extracted")
-            _safe_name(member.linkname, target)
             found.append(Entry(name, "hardlink", mode, target=target))
         else:
             raise ResourceError(f"archive member {member.name!r} is a device, FIFO or other "
@@ -111,10 +123,9 @@ def _zip_entries(path: str, strip: int) -> list[Entry]:
     archive = zipfile.ZipFile(path)  # noqa: SIM115 (kept open for the readers)
     found = []
     for info in archive.infolist():
-        name = _strip(info.filename, strip)
+        name = _checked_name(info.filename, strip)
         if name is None:
             continue
-        _safe_name(info.filename, name)
         unix = info.external_attr >> 16
         mode = stat.S_IMODE(unix) & 0o777
         if info.is_dir():

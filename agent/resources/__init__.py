@@ -343,6 +343,93 @@ def save_backup(ctx: Context, path: str, data: bytes, keep: bool | int = True) -
         raise ResourceError(f"{exc.strerror or exc}; {path} left unchanged") from None
 
 
+def lstat_file(path: str) -> os.stat_result | None:
+    """The status of ``path`` itself (None: missing); a symbolic link there is refused."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        raise ResourceError(f"a parent of {path} is not a directory") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise symlink_refused(path)
+    return st
+
+
+def removal_changes(path: str, st: os.stat_result | None) -> list[Change]:
+    """What check of a file kind (file, template, s3_file) plans for ``state: absent``."""
+    if st is None:
+        return []
+    if stat.S_ISDIR(st.st_mode):
+        raise ResourceError(f"{path} is a directory; manage it with directory:")
+    return [Change("state", "present", "absent")]
+
+
+def backup_file(ctx: Context, path: str, keep: bool | int) -> None:
+    """Keep the content of ``path``, about to be replaced or removed (a ``backup`` field)."""
+    if keep is False:
+        return
+    try:
+        data = read_regular(path)
+    except FileNotFoundError:
+        return
+    save_backup(ctx, path, data, keep)
+
+
+def apply_file(res: Resource, changes: list[Change], content: Callable[[], bytes],
+               verify: Callable[[str], None] | None = None) -> bool:
+    """Apply a file kind's planned ``changes`` to the regular file ``res.name``.
+
+    The kind has ``owner``, ``group``, ``backup`` fields and a parsed ``res.mode``
+    (None: keep the file's, or 0644, 0600 if sensitive, for a new file).
+    ``content()`` gives the bytes to write, which go in atomically after ``verify``
+    accepted the temporary file and the old content was backed up. True when the
+    content was written.
+    """
+    from agent.host.system import lookup_gid, lookup_uid
+
+    fields = {c.field for c in changes}
+    sys = res.ctx.system
+    path = res.name
+    st = lstat_file(path)  # a link that appeared since check is refused too
+    if "leftover" in fields:
+        sys.remove_leftover(path)
+    if res.state == "absent":
+        backup_file(res.ctx, path, res.spec["backup"])
+        sys.remove(path)
+        return False
+    uid, gid = lookup_uid(res.spec["owner"]), lookup_gid(res.spec["group"])
+    mode: int | None = res.mode  # type: ignore[attr-defined]
+    if "state" in fields or "content" in fields:
+        data = content()
+        if st is not None:  # keep what the recipe does not manage
+            mode = stat.S_IMODE(st.st_mode) if mode is None else mode
+            uid = st.st_uid if uid == -1 else uid
+            gid = st.st_gid if gid == -1 else gid
+        elif mode is None:
+            mode = 0o644 if not res.sensitive else 0o600
+
+        def accept(temp: str) -> None:
+            """Last, before the new content replaces the old: verify it, then back up
+            the old, so a refused or unwritten file leaves no backup behind."""
+            if verify is not None:
+                verify(temp)
+            if st is not None:
+                backup_file(res.ctx, path, res.spec["backup"])
+
+        try:
+            sys.atomic_write(path, data, mode, uid, gid, accept, replacing=st is not None)
+        except FileNotFoundError:
+            raise ResourceError(f"folder {os.path.dirname(path)} does not exist "
+                                "(declare a directory: resource for it)") from None
+        return True
+    if "mode" in fields:
+        sys.chmod(path, res.mode)  # type: ignore[attr-defined]
+    if "owner" in fields or "group" in fields:
+        sys.chown(path, uid, gid)
+    return False
+
+
 @contextlib.contextmanager
 def writing(path: str, verb: str = "write") -> Iterator[None]:
     """An OSError while changing ``path`` becomes a ResourceError that names ``path``.

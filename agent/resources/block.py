@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 
 from agent.errors import ResourceError
 from agent.model import Change
-from agent.resources import Resource, SpecError, f, read_regular, save_backup, writing
-from agent.resources.line import Rewrite, split_lines
+from agent.resources import Resource, SpecError, f
+from agent.resources.line import (
+    Rewrite,
+    apply_rewrites,
+    edited_path,
+    read_current,
+    split_lines,
+)
 from agent.resources.line import _diff as diff_lines
 
 
@@ -83,18 +87,8 @@ class Block(Resource, kind="block"):
                          "sensitive": True, "_setup": {"app.ini": "a = 1\n"}}
 
     def validate(self) -> None:
-        path = self.spec["path"]
-        label = ""
-        if path is None:
-            if not os.path.isabs(self.name):
-                raise ValueError(f"block path must be absolute, not {self.name!r} (or name "
-                                 "the block with a label and give the file in path:)")
-            path = self.name
-        elif not os.path.isabs(path):
-            raise SpecError("path", f"block path must be absolute, not {path!r}")
-        else:
-            label = " " + self.name
-        self.path: str = path
+        self.path: str = edited_path("block", self.name, self.spec["path"])
+        label = "" if self.spec["path"] is None else " " + self.name
         marker = self.spec["marker"] or "# {mark} TRUEUP MANAGED BLOCK" + label
         if "{mark}" not in marker or "\n" in marker or "\r" in marker:
             raise SpecError("marker", "marker is one line holding {mark}")
@@ -118,12 +112,7 @@ class Block(Resource, kind="block"):
         self.body = [line.encode() for line in content.splitlines()]
 
     def _current(self) -> bytes | None:
-        try:
-            return read_regular(self.path)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise ResourceError(f"cannot read {self.path}: {exc.strerror}") from None
+        return read_current(self.path)
 
     def _edit(self, data: bytes) -> tuple[bytes, str]:
         lines = split_lines(data)
@@ -180,20 +169,4 @@ class Block(Resource, kind="block"):
                        payload=Rewrite(current, new))]
 
     def apply(self, changes: list[Change]) -> None:
-        for change in changes:
-            rewrite = change.payload
-            if not isinstance(rewrite, Rewrite):
-                raise ResourceError(f"change {change.field!r} carries no new content")
-            current = self._current()
-            if current != rewrite.before:
-                raise ResourceError(f"{self.path} changed since it was checked; not writing it")
-            try:
-                st = os.lstat(self.path)
-                mode, uid, gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
-            except FileNotFoundError:
-                mode, uid, gid = 0o644, -1, -1
-            if current is not None:
-                save_backup(self.ctx, self.path, current)
-            with writing(self.path):
-                self.ctx.system.atomic_write(self.path, rewrite.after, mode, uid, gid,
-                                             replacing=current is not None)
+        apply_rewrites(self.ctx, self.path, changes)

@@ -7,17 +7,18 @@ import stat
 
 from agent.errors import ResourceError
 from agent.host import files
-from agent.host.system import lookup_gid, lookup_uid, temp_name
+from agent.host.system import temp_name
 from agent.model import Change
 from agent.resources import (
     Resource,
     SpecError,
+    apply_file,
     f,
+    lstat_file,
     owner_changes,
     parse_mode,
     read_regular,
-    save_backup,
-    symlink_refused,
+    removal_changes,
     writing,
 )
 
@@ -127,13 +128,9 @@ class File(Resource, kind="file"):
 
     def check(self) -> list[Change]:
         path = self.name
-        st = self._lstat()
+        st = lstat_file(path)
         if self.state == "absent":
-            if st is None:
-                return []
-            if stat.S_ISDIR(st.st_mode):
-                raise ResourceError(f"{path} is a directory; manage it with directory:")
-            return [Change("state", "present", "absent")]
+            return removal_changes(path, st)
         if st is not None and not stat.S_ISREG(st.st_mode):
             what = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
             raise ResourceError(f"{path} is {what}; remove it or manage it with its own type")
@@ -157,18 +154,6 @@ class File(Resource, kind="file"):
             changes.append(Change("mode", f"{stat.S_IMODE(st.st_mode):04o}", f"{self.mode:04o}"))
         changes += owner_changes(self.spec, st)
         return changes
-
-    def _lstat(self) -> os.stat_result | None:
-        """The path's own status (None: missing); a symbolic link there is refused."""
-        try:
-            st = os.lstat(self.name)
-        except FileNotFoundError:
-            return None
-        except NotADirectoryError:
-            raise ResourceError(f"a parent of {self.name} is not a directory") from None
-        if stat.S_ISLNK(st.st_mode):
-            raise symlink_refused(self.name)
-        return st
 
     def _same_content(self, st: os.stat_result) -> bool:
         if st.st_size != len(self.desired):
@@ -210,48 +195,8 @@ class File(Resource, kind="file"):
 
     def apply(self, changes: list[Change]) -> None:
         with writing(self.name, "remove" if self.state == "absent" else "write"):
-            self._apply(changes)
-
-    def _apply(self, changes: list[Change]) -> None:
-        fields = {c.field for c in changes}
-        sys = self.ctx.system
-        st = self._lstat()  # a link that appeared since check is refused too
-        if "leftover" in fields:
-            sys.remove_leftover(self.name)
-        if self.state == "absent":
-            self._backup()
-            sys.remove(self.name)
-            return
-        uid, gid = lookup_uid(self.spec.get("owner")), lookup_gid(self.spec.get("group"))
-        if "state" in fields or "content" in fields:
-            data = _planned_content(changes)
-            mode = self.mode
-            if st is not None:  # keep what the recipe does not manage
-                mode = stat.S_IMODE(st.st_mode) if mode is None else mode
-                uid = st.st_uid if uid == -1 else uid
-                gid = st.st_gid if gid == -1 else gid
-            elif mode is None:
-                mode = 0o644 if not self.sensitive else 0o600
-
-            def accept(temp: str) -> None:
-                """Last, before the new content replaces the old: verify it, then back up
-                the old, so a refused or unwritten file leaves no backup behind."""
-                if self.spec["verify"]:
-                    self._verify(temp)
-                if st is not None:
-                    self._backup()
-
-            try:
-                sys.atomic_write(self.name, data, mode, uid, gid, accept,
-                                 replacing=st is not None)
-            except FileNotFoundError:
-                raise ResourceError(f"folder {os.path.dirname(self.name)} does not exist "
-                                    "(declare a directory: resource for it)") from None
-            return
-        if "mode" in fields:
-            sys.chmod(self.name, self.mode)
-        if "owner" in fields or "group" in fields:
-            sys.chown(self.name, uid, gid)
+            apply_file(self, changes, lambda: _planned_content(changes),
+                       self._verify if self.spec["verify"] else None)
 
     def _verify(self, temp: str) -> None:
         argv = [str(a).replace("%{path}", temp) for a in self.spec["verify"]]
@@ -261,16 +206,6 @@ class File(Resource, kind="file"):
             detail = (": " + " | ".join(tail)) if tail else ""
             raise ResourceError(f"verify {argv[0]} refused the new content "
                                 f"(exit {done.returncode}), {self.name} left unchanged{detail}")
-
-    def _backup(self) -> None:
-        """Keep the content about to be replaced or removed (the ``backup`` field)."""
-        if self.spec["backup"] is False:
-            return
-        try:
-            data = read_regular(self.name)
-        except FileNotFoundError:
-            return
-        save_backup(self.ctx, self.name, data, self.spec["backup"])
 
 
 def _planned_content(changes: list[Change]) -> bytes:

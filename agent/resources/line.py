@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from agent.errors import ResourceError
 from agent.model import Change, FrozenRecord
-from agent.resources import Resource, SpecError, f, read_regular, save_backup, writing
+from agent.resources import Context, Resource, SpecError, f, read_regular, save_backup, writing
 
 
 class Line(Resource, kind="line"):
@@ -89,15 +89,7 @@ class Line(Resource, kind="line"):
                          "_setup": {"app.ini": "a = 1\ntoken = old\n"}}
 
     def validate(self) -> None:
-        path = self.spec.get("path")
-        if path is None:
-            if not os.path.isabs(self.name):
-                raise ValueError(f"line path must be absolute, not {self.name!r} (or name the "
-                                 "line with a label and give the file in path:)")
-            path = self.name
-        elif not os.path.isabs(path):
-            raise SpecError("path", f"line path must be absolute, not {path!r}")
-        self.path: str = path
+        self.path: str = edited_path("line", self.name, self.spec.get("path"))
         text = self.spec.get("text")
         if self.state == "present" and text is None:
             raise SpecError("text", "line needs text: the line to ensure")
@@ -119,12 +111,7 @@ class Line(Resource, kind="line"):
         return bool(self.regex and self.regex.search(body.decode("utf-8", "surrogateescape")))
 
     def _current(self) -> bytes | None:
-        try:
-            return read_regular(self.path)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise ResourceError(f"cannot read {self.path}: {exc.strerror}") from None
+        return read_current(self.path)
 
     def check(self) -> list[Change]:
         current = self._current()
@@ -141,23 +128,7 @@ class Line(Resource, kind="line"):
         return [Change("line", None, summary, diff, payload=Rewrite(current, new))]
 
     def apply(self, changes: list[Change]) -> None:
-        for change in changes:
-            rewrite = change.payload
-            if not isinstance(rewrite, Rewrite):
-                raise ResourceError(f"change {change.field!r} carries no new content")
-            current = self._current()
-            if current != rewrite.before:
-                raise ResourceError(f"{self.path} changed since it was checked; not writing it")
-            try:
-                st = os.lstat(self.path)
-                mode, uid, gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
-            except FileNotFoundError:
-                mode, uid, gid = 0o644, -1, -1
-            if current is not None:
-                save_backup(self.ctx, self.path, current)
-            with writing(self.path):
-                self.ctx.system.atomic_write(self.path, rewrite.after, mode, uid, gid,
-                                             replacing=current is not None)
+        apply_rewrites(self.ctx, self.path, changes)
 
 
 class Rewrite(FrozenRecord):
@@ -165,6 +136,53 @@ class Rewrite(FrozenRecord):
     writes it."""
 
     __slots__ = ("before", "after")
+
+
+def edited_path(kind: str, name: str, path: str | None) -> str:
+    """The file a line or block edits: ``path:``, else the resource's name; absolute."""
+    if path is None:
+        if not os.path.isabs(name):
+            raise ValueError(f"{kind} path must be absolute, not {name!r} (or name the "
+                             f"{kind} with a label and give the file in path:)")
+        return name
+    if not os.path.isabs(path):
+        raise SpecError("path", f"{kind} path must be absolute, not {path!r}")
+    return path
+
+
+def read_current(path: str) -> bytes | None:
+    """The bytes of the file ``path`` that line and block edit (None: missing)."""
+    try:
+        return read_regular(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ResourceError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def apply_rewrites(ctx: Context, path: str, changes: list[Change]) -> None:
+    """Write each :class:`Rewrite` of ``changes`` to ``path`` (line's and block's apply).
+
+    The file must still be as check read it; it keeps its mode and owner (a new one
+    is 0644), the old content is backed up, and the new goes in atomically.
+    """
+    for change in changes:
+        rewrite = change.payload
+        if not isinstance(rewrite, Rewrite):
+            raise ResourceError(f"change {change.field!r} carries no new content")
+        current = read_current(path)
+        if current != rewrite.before:
+            raise ResourceError(f"{path} changed since it was checked; not writing it")
+        try:
+            st = os.lstat(path)
+            mode, uid, gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+        except FileNotFoundError:
+            mode, uid, gid = 0o644, -1, -1
+        if current is not None:
+            save_backup(ctx, path, current)
+        with writing(path):
+            ctx.system.atomic_write(path, rewrite.after, mode, uid, gid,
+                                    replacing=current is not None)
 
 
 def split_lines(data: bytes) -> list[bytes]:

@@ -10,17 +10,17 @@ import stat
 from typing import Any
 
 from agent.errors import ResourceError, TrueupError, Unreachable
-from agent.host.system import lookup_gid, lookup_uid, temp_name, write_file_atomic
+from agent.host.system import temp_name, write_file_atomic
 from agent.model import Change
 from agent.resources import (
     Resource,
     SpecError,
+    apply_file,
     f,
+    lstat_file,
     owner_changes,
     parse_mode,
-    read_regular,
-    save_backup,
-    symlink_refused,
+    removal_changes,
     writing,
 )
 
@@ -99,13 +99,9 @@ class S3File(Resource, kind="s3_file"):
     # --- check ------------------------------------------------------------------------
 
     def check(self) -> list[Change]:
-        st = self._lstat()
+        st = lstat_file(self.name)
         if self.state == "absent":
-            if st is None:
-                return []
-            if stat.S_ISDIR(st.st_mode):
-                raise ResourceError(f"{self.name} is a directory; manage it with directory:")
-            return [Change("state", "present", "absent")]
+            return removal_changes(self.name, st)
         if st is not None and not stat.S_ISREG(st.st_mode):
             raise ResourceError(f"{self.name} is not a regular file; remove it or manage it "
                                 "with its own type")
@@ -185,65 +181,13 @@ class S3File(Resource, kind="s3_file"):
             os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
             write_file_atomic(path, json.dumps(records, sort_keys=True).encode(), durable=False)
 
-    def _lstat(self) -> os.stat_result | None:
-        try:
-            st = os.lstat(self.name)
-        except FileNotFoundError:
-            return None
-        except NotADirectoryError:
-            raise ResourceError(f"a parent of {self.name} is not a directory") from None
-        if stat.S_ISLNK(st.st_mode):
-            raise symlink_refused(self.name)
-        return st
-
     # --- apply ------------------------------------------------------------------------
 
     def apply(self, changes: list[Change]) -> None:
         with writing(self.name, "remove" if self.state == "absent" else "write"):
-            self._apply(changes)
-
-    def _apply(self, changes: list[Change]) -> None:
-        fields = {c.field for c in changes}
-        sys = self.ctx.system
-        st = self._lstat()
-        if "leftover" in fields:
-            sys.remove_leftover(self.name)
-        if self.state == "absent":
-            self._backup()
-            sys.remove(self.name)
-            return
-        uid, gid = lookup_uid(self.spec["owner"]), lookup_gid(self.spec["group"])
-        if "state" in fields or "content" in fields:
-            got = next(c.payload for c in changes if c.field in ("state", "content"))
-            mode = self.mode
-            if st is not None:
-                mode = stat.S_IMODE(st.st_mode) if mode is None else mode
-                uid = st.st_uid if uid == -1 else uid
-                gid = st.st_gid if gid == -1 else gid
-            elif mode is None:
-                mode = 0o600 if self.sensitive else 0o644
-            try:
-                sys.atomic_write(self.name, got["data"], mode, uid, gid,
-                                 (lambda _tmp: self._backup()) if st is not None else None,
-                                 replacing=st is not None)
-            except FileNotFoundError:
-                raise ResourceError(f"folder {os.path.dirname(self.name)} does not exist "
-                                    "(declare a directory: resource for it)") from None
-            self._remember()
-            return
-        if "mode" in fields:
-            sys.chmod(self.name, self.mode)
-        if "owner" in fields or "group" in fields:
-            sys.chown(self.name, uid, gid)
-
-    def _backup(self) -> None:
-        if self.spec["backup"] is False:
-            return
-        try:
-            data = read_regular(self.name)
-        except FileNotFoundError:
-            return
-        save_backup(self.ctx, self.name, data, self.spec["backup"])
+            if apply_file(self, changes, lambda: next(
+                    c.payload for c in changes if c.field in ("state", "content"))["data"]):
+                self._remember()
 
 
 def _sha256_of(path: str) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import posixpath
 import re
 import shutil
 import stat
@@ -31,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from agent.host.system import fsync_dir, sync_tree
+from agent.host.unpack import link_inside, name_parts
 
 __all__ = [
     "COMPLETE_MARKER",
@@ -118,8 +118,7 @@ def _tarinfo(arcname: str, path: Path, root: Path) -> tarfile.TarInfo:
     info.uname = info.gname = ""
     if stat.S_ISLNK(st.st_mode):
         target = os.readlink(path)
-        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(arcname), target))
-        if posixpath.isabs(target) or resolved == ".." or resolved.startswith("../"):
+        if not link_inside(arcname, target):
             raise BundleError(
                 f"cannot pack {path}: symlink target {target!r} points outside {root}"
             )
@@ -223,7 +222,7 @@ def _member_path(name: str) -> PurePosixPath | None:
         raise BundleError(f"refusing member {name!r}: empty name or NUL byte")
     if name.startswith("/") or PurePosixPath(name).is_absolute():
         raise BundleError(f"refusing member {name!r}: absolute path")
-    parts = [p for p in name.split("/") if p not in ("", ".")]
+    parts = name_parts(name)
     if ".." in parts:
         raise BundleError(f"refusing member {name!r}: '..' component")
     if not parts:
@@ -231,11 +230,6 @@ def _member_path(name: str) -> PurePosixPath | None:
     if parts == [COMPLETE_MARKER]:
         raise BundleError(f"refusing member {name!r}: reserved name")
     return PurePosixPath(*parts)
-
-
-def _inside(rel: str) -> bool:
-    """Whether a normalised relative POSIX path stays inside its root."""
-    return not (rel == ".." or rel.startswith("../") or posixpath.isabs(rel))
 
 
 class _Extractor:
@@ -364,8 +358,7 @@ class _Extractor:
 
     def _check_symlink_target(self, member: tarfile.TarInfo, rel: PurePosixPath) -> None:
         target = member.linkname
-        joined = posixpath.normpath(posixpath.join(str(rel.parent), target)) if target else ""
-        if not target or "\x00" in target or posixpath.isabs(target) or not _inside(joined):
+        if not target or "\x00" in target or not link_inside(str(rel), target):
             raise BundleError(
                 f"refusing member {member.name!r}: symlink target {target!r} leaves the bundle"
             )
