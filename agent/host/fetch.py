@@ -58,10 +58,14 @@ FETCHERS: dict[str, Callable[[str, float], BinaryIO]] = {
 def check_url(url: str) -> str | None:
     """Why ``url`` cannot be fetched (to show at load time), or None."""
     scheme = urlsplit(url).scheme.lower()
-    if scheme == "s3":
-        bucket, _, key = url[5:].partition("/")
-        if not bucket or not key or key.endswith("/"):
-            return f"{url!r} is not an S3 object URL; write s3://bucket/key"
+    if scheme == "s3":  # the same reading as the fetch itself
+        from agent.aws.objects import parse_s3_url
+        from agent.errors import TrueupError
+
+        try:
+            parse_s3_url(url)
+        except TrueupError as exc:
+            return str(exc)
         return None
     if scheme in FETCHERS:
         return None
