@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,22 @@ def start_agent_host(image: Path, repo: Path, wheel: Path, *, recipes: bool = Tr
         host.stop()
         raise
     return host
+
+
+def diagnosed_agent_host(image: Path, repo: Path, wheel: Path, request: Any, *,
+                         recipes: bool = True) -> Iterator[BootedHost]:
+    """:func:`start_agent_host` for a fixture (``yield from``): the host is stopped after
+    its tests, and its journal and failed units are printed if one of them failed."""
+    failed_before = request.session.testsfailed
+    host = start_agent_host(image, repo, wheel, recipes=recipes)
+    try:
+        yield host
+    finally:
+        if request.session.testsfailed > failed_before and host.running:
+            capture = request.config.pluginmanager.getplugin("capturemanager")
+            with capture.global_and_fixture_disabled():  # teardown output would be hidden
+                print(f"\n=== diagnostics of {host.name} ===\n{host.diagnostics()}")
+        host.stop()
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from agenthost import BUNDLE, run_recipe_checks, start_agent_host, trueup
+from agenthost import BUNDLE, diagnosed_agent_host, run_recipe_checks, trueup
 from testhost import REPO_ROOT, BootedHost
 
 pytestmark = pytest.mark.host
@@ -25,14 +25,7 @@ PORTS = ["node_exporter", "nginx"]
 @pytest.fixture(scope="module")
 def host(testhost_image: Path, local_repo: Path, trueup_wheel: Path,
          request: pytest.FixtureRequest) -> Iterator[BootedHost]:
-    failed_before = request.session.testsfailed
-    host = start_agent_host(testhost_image, local_repo, trueup_wheel)
-    try:
-        yield host
-    finally:
-        if request.session.testsfailed > failed_before and host.running:
-            print(f"=== diagnostics of {host.name} ===\n{host.diagnostics()}")
-        host.stop()
+    yield from diagnosed_agent_host(testhost_image, local_repo, trueup_wheel, request)
 
 
 @pytest.mark.parametrize("recipe", PORTS)

@@ -18,6 +18,7 @@ import pytest
 from agenthost import (
     BUNDLE,
     TRUEUP,
+    diagnosed_agent_host,
     http_status,
     is_active,
     journal_cursor,
@@ -25,7 +26,6 @@ from agenthost import (
     run_recipe_checks,
     snapshot,
     snapshot_diff,
-    start_agent_host,
     trueup,
     unit_events,
     write_recipe,
@@ -61,34 +61,18 @@ def _sha(host: BootedHost, path: str) -> str:
     return host.run(["sha256sum", path]).stdout.split()[0]
 
 
-def _agent_host(testhost_image: Path, local_repo: Path, trueup_wheel: Path,
-                request: pytest.FixtureRequest) -> Iterator[BootedHost]:
-    """A fresh host with trueup and the recipes. Its journal and failed units are printed
-    if a test that used it failed."""
-    failed_before = request.session.testsfailed
-    host = start_agent_host(testhost_image, local_repo, trueup_wheel)
-    try:
-        yield host
-    finally:
-        if request.session.testsfailed > failed_before and host.running:
-            capture = request.config.pluginmanager.getplugin("capturemanager")
-            with capture.global_and_fixture_disabled():  # teardown output would be hidden
-                print(f"\n=== diagnostics of {host.name} ===\n{host.diagnostics()}")
-        host.stop()
-
-
 @pytest.fixture
 def fresh_host(testhost_image: Path, local_repo: Path, trueup_wheel: Path,
                request: pytest.FixtureRequest) -> Iterator[BootedHost]:
     """A host of its own, never converged."""
-    yield from _agent_host(testhost_image, local_repo, trueup_wheel, request)
+    yield from diagnosed_agent_host(testhost_image, local_repo, trueup_wheel, request)
 
 
 @pytest.fixture(scope="module")
 def on_host(testhost_image: Path, local_repo: Path, trueup_wheel: Path,
             request: pytest.FixtureRequest) -> Iterator[BootedHost]:
     """One host shared by the tests below (booting one per test would cost minutes)."""
-    yield from _agent_host(testhost_image, local_repo, trueup_wheel, request)
+    yield from diagnosed_agent_host(testhost_image, local_repo, trueup_wheel, request)
 
 
 @pytest.fixture

@@ -27,7 +27,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agenthost import BUNDLE, journal_cursor, start_agent_host, trueup, unit_events, write_recipe
+from agenthost import (
+    BUNDLE,
+    diagnosed_agent_host,
+    journal_cursor,
+    trueup,
+    unit_events,
+    write_recipe,
+)
 from testhost import BootedHost
 from wheels import make_wheel
 
@@ -40,14 +47,8 @@ SITE_PORT = 8765
 def host(testhost_image: Path, local_repo: Path, trueup_wheel: Path,
          request: pytest.FixtureRequest) -> Iterator[BootedHost]:
     """The module's host (this name shadows testinfra's ``host`` fixture here)."""
-    failed_before = request.session.testsfailed
-    host = start_agent_host(testhost_image, local_repo, trueup_wheel, recipes=False)
-    try:
-        yield host
-    finally:
-        if request.session.testsfailed > failed_before and host.running:
-            print(f"=== diagnostics of {host.name} ===\n{host.diagnostics()}")
-        host.stop()
+    yield from diagnosed_agent_host(testhost_image, local_repo, trueup_wheel, request,
+                                    recipes=False)
 
 
 def converge(host: BootedHost, name: str, recipe: dict, files: dict[str, bytes] | None = None,
