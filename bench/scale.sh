@@ -12,7 +12,16 @@
 # growth (or not) is visible.
 #
 # Environment: SIZES="100 1000 10000" RUNS=5 WARMUP=1 TIMEOUT=1200 BENCH=... OUT=...
-# (bench/run.sh with SCALE=1 runs this into its own OUT.)
+# SCALE_FS=image|here (bench/run.sh with SCALE=1 runs this into its own OUT.)
+#
+# SCALE_FS=image (the default when run as root with mkfs.ext4): the targets live on a fresh
+# journaled ext4 file system (a 4 GiB sparse image, loop-mounted over /tmp/peers/target for
+# the duration), the file system an EC2 root volume has.  Every first run removes the
+# previous run's 12,002 entries and creates them again at once; on an ext4 without a
+# journal the inode allocator skips inodes freed in the last minutes (recently_deleted() in
+# fs/ext4/ialloc.c), so each create scans past all of them and a W10000 series grows
+# quadratically with the deletes before it, for any tool (bench/RESULTS.md).  SCALE_FS=here
+# measures on /tmp/peers/target as it is.
 set -uo pipefail
 
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -30,6 +39,18 @@ V="$W100_PYTHON $BENCH_DIR/verify.py"
 
 mkdir -p "$OUT" "$WORK"
 OUT=$(cd "$OUT" && pwd)
+SCALE_FS=${SCALE_FS:-image}
+if [ "$SCALE_FS" = image ] && { [ "$(id -u)" != 0 ] || ! command -v mkfs.ext4 > /dev/null; }; then
+  echo "!! SCALE_FS=image needs root and mkfs.ext4: measuring on /tmp/peers/target as it is"
+  SCALE_FS=here
+fi
+if [ "$SCALE_FS" = image ]; then
+  IMAGE=$WORK/target.ext4
+  truncate -s 4G "$IMAGE" && mkfs.ext4 -q -F "$IMAGE" && mount -o loop "$IMAGE" /tmp/peers/target ||
+    { echo "scale.sh: cannot mount a fresh ext4 image over /tmp/peers/target" >&2; exit 2; }
+  trap 'umount /tmp/peers/target && rm -f "$IMAGE"' EXIT
+fi
+echo "scale_target_fs: $SCALE_FS ($(findmnt -n -o FSTYPE,SOURCE --target /tmp/peers/target))" >> "$OUT/machine.txt"
 echo "scale_loadavg_at_start: $(cut -d' ' -f1-3 /proc/loadavg)  ($(date -u '+%Y-%m-%d %H:%M:%S') UTC)" >> "$OUT/machine.txt"
 
 bench() {  # bench NAME CMD...   -> $OUT/NAME.txt (first line of the timer dropped)
