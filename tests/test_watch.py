@@ -1,15 +1,14 @@
-"""trueup watch: drift repair of the owning resources only, debounce, fighting writers,
-SIGHUP / SIGTERM, coalesced triggers, and the run lock shared with every other entry point.
-Real inotify, real processes; the files live in the test's scratch folder."""
+"""trueup watch on this machine: the run lock shared with every other entry point, option
+errors, ``--reboot allow``, and watchdog kept off every other command. Drift repair,
+debounce, fighting writers, signals and the pointer poll run on a booted host
+(tests/system/test_watch_on_host.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -54,105 +53,6 @@ def watch(env, tmp_path):
         if w.proc.poll() is None:
             w.proc.kill()
             w.proc.wait()
-
-
-def test_a_hand_edit_is_restored_by_its_resource_and_its_notifications_only(watch, tmp_path):
-    bundle, out = _bundle(tmp_path)
-    w = watch(str(bundle))
-    wait_for(lambda: w.runs("start"))
-    wait_for(lambda: (out / "notes").exists())
-    other = os.stat(out / "b.conf").st_mtime_ns
-    time.sleep(0.3)  # the first run's own writes have been seen (and ignored)
-    (out / "a.conf").write_text("edited by hand\n")
-    wait_for(lambda: (out / "a.conf").read_text() == "a\n")
-    (repair,) = wait_for(lambda: w.runs("drift"))
-    ran = {r["resource"]: r["status"] for r in repair["resources"]}
-    assert ran == {f"file:{out}/a.conf": "changed", "command:a-changed": "changed"}
-    assert repair["repair"] == [f"file:{out}/a.conf"]
-    assert (out / "notes").read_text() == "notified\nnotified\n"
-    assert os.stat(out / "b.conf").st_mtime_ns == other
-    time.sleep(1)
-    assert len(w.runs("drift")) == 1  # its own repair write was no new event
-    assert w.stop() == 0
-
-
-def test_a_hundred_edits_in_a_second_make_at_most_two_repairs(watch, tmp_path):
-    bundle, out = _bundle(tmp_path)
-    w = watch(str(bundle))
-    wait_for(lambda: w.runs("start"))
-    time.sleep(0.3)
-    for i in range(100):
-        (out / "b.conf").write_text(f"edit {i}\n")
-        time.sleep(0.008)
-    wait_for(lambda: (out / "b.conf").read_text() == "b\n")
-    time.sleep(1.5)
-    repairs = w.runs("drift")
-    assert 1 <= len(repairs) <= 2, [r["repair"] for r in repairs]
-    assert w.stop() == 0
-
-
-def test_a_fighting_writer_is_backed_off_and_reported(watch, tmp_path):
-    bundle, out = _bundle(tmp_path)
-    w = watch(str(bundle), "--debounce", "0.05", "--fight-limit", "3")
-    wait_for(lambda: w.runs("start"))
-    ident = f"file:{out}/b.conf"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and "being fought over" not in w.output():
-        (out / "b.conf").write_text("the other writer's\n")
-        time.sleep(0.4)
-    assert f"{ident} is being fought over" in w.output()
-    status = json.loads((w.state / "watch.json").read_text())
-    assert ident in status["fighting"] and status["fighting"][ident]["backoff_s"] == 60
-    repairs = len(w.runs("drift"))
-    for _ in range(5):  # backed off: no more repairs, no busy loop
-        (out / "b.conf").write_text("the other writer's\n")
-        time.sleep(0.3)
-    assert len(w.runs("drift")) == repairs == 3  # the 4th change in a minute: backed off
-    assert (out / "b.conf").read_text() == "the other writer's\n"
-    assert w.stop() == 0
-
-
-def test_sighup_runs_once_and_triggers_during_a_run_coalesce(watch, tmp_path):
-    began = tmp_path / "began"
-    bundle, out = _bundle(tmp_path, f"""
-          - command: slow
-            run: [/bin/sh, -c, "echo x >> {began}; sleep 1.5"]
-        """)
-    w = watch(str(bundle))
-    wait_for(lambda: w.runs("start"), timeout=60)
-    w.signal(signal.SIGHUP)
-    wait_for(lambda: w.runs("SIGHUP"), timeout=60)
-    time.sleep(2.5)
-    assert len(w.runs()) == 2  # start, and one run for the SIGHUP
-    w.signal(signal.SIGHUP)
-    wait_for(lambda: began.read_text().count("x") == 3)  # the third run is in its command
-    for _ in range(3):
-        w.signal(signal.SIGHUP)
-        time.sleep(0.05)
-    wait_for(lambda: len(w.runs()) == 4, timeout=60)
-    time.sleep(3)
-    assert len(w.runs()) == 4  # three SIGHUPs during a run: exactly one more run
-    assert w.stop() == 0
-
-
-def test_sigterm_lets_the_resource_finish_keeps_the_report_and_exits_0(watch, tmp_path):
-    slow = tmp_path / "slow"
-    bundle, out = _bundle(tmp_path, f"""
-          - command: slow
-            run: [/bin/sh, -c, "echo started > {slow}; sleep 2; echo done >> {slow}"]
-          - file: {tmp_path}/after
-            content: "x\\n"
-        """)
-    w = watch(str(bundle))
-    wait_for(lambda: (tmp_path / "slow").exists(), timeout=60)
-    w.signal(signal.SIGTERM)
-    assert w.proc.wait(30) == 0
-    assert (tmp_path / "slow").read_text() == "started\ndone\n"  # the command finished
-    assert not (tmp_path / "after").exists()
-    (report,) = w.runs()
-    assert report["interrupted"] == "SIGTERM"
-    assert f"file:{tmp_path}/after" in report["not_run"]
-    assert {r["resource"]: r["status"] for r in report["resources"]}["command:slow"] == "changed"
 
 
 def test_daemon_manual_run_and_ssm_script_never_overlap(watch, tmp_path, env):

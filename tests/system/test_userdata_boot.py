@@ -1,15 +1,17 @@
 """First boot from `trueup userdata` with cloud-init (NoCloud), a reboot, and the shutdown
 event at poweroff, on one booted Debian 12 host whose root survives its stops.
 
-The root is an overlay of the test image with its own upper folder (so a stop and a start
-is a reboot of the same machine, and what the host wrote can be read from outside). A
-first boot "bakes" it: cloud-init from the local apt repository, NoCloud only. Then the
-instance boots with a NoCloud seed whose user data is `trueup userdata --wheel ...` (the
-wheel and its dependencies bound at /srv/wheels, the bundle at /srv/recipes).
+Every root is an overlay with its own upper folder (so a stop and a start is a reboot of
+the same machine, and what the host wrote can be read from outside). A first boot "bakes"
+the cloud image: cloud-init from the local apt repository, NoCloud only. Each instance of it
+boots with a NoCloud seed whose user data is `trueup userdata --wheel ...` (the wheel and
+its dependencies bound at /srv/wheels, the bundle at /srv/recipes): the shell script, and
+in a second instance the `#cloud-config` form.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -59,14 +61,12 @@ def _wheels(folder: Path, wheel: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def machine(testhost_image: Path, local_repo: Path, trueup_wheel: Path,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    base = tmp_path_factory.mktemp("userdata-boot")
-    upper, work, root = base / "upper", base / "work", base / "root"
-    for folder in (upper, work, root):
-        folder.mkdir()
-    subprocess.run(["mount", "-t", "overlay", "-o", f"lowerdir={testhost_image},"
-                    f"upperdir={upper},workdir={work}", "trueup-userdata", str(root)], check=True)
+def cloud_image(testhost_image: Path, local_repo: Path,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The test image with cloud-init (NoCloud only) installed: the upper folder of one
+    boot, laid over the image as the lower layer of every instance below."""
+    base = tmp_path_factory.mktemp("cloud-image")
+    root = _overlay(base, str(testhost_image), upper=base / "layer")
     try:
         with BootedHost(root, volatile=False, network="private", apt_repo=local_repo) as bake:
             bake.run(["apt-get", "update", "-q"], timeout=300)
@@ -74,21 +74,54 @@ def machine(testhost_image: Path, local_repo: Path, trueup_wheel: Path,
             bake.write_file("/etc/cloud/cloud.cfg.d/99-trueup-test.cfg", CLOUD_CFG)
             bake.run(["cloud-init", "clean", "--logs"])
             bake.stop(graceful=True, timeout=60)
+    finally:
+        subprocess.run(["umount", "-l", str(root)], check=False)
+    yield base / "layer"
+
+
+def _overlay(base: Path, lower: str, upper: Path) -> Path:
+    """Mount an overlay root at BASE/root: ``lower`` (layers, top first) under ``upper``."""
+    work, root = base / "work", base / "root"
+    for folder in (upper, work, root):
+        folder.mkdir(exist_ok=True)
+    subprocess.run(["mount", "-t", "overlay", "-o", f"lowerdir={lower},upperdir={upper},"
+                    f"workdir={work}", "trueup-userdata", str(root)], check=True)
+    return root
+
+
+@contextlib.contextmanager
+def _instance(name: str, cloud_image: Path, testhost_image: Path, local_repo: Path,
+              trueup_wheel: Path, tmp_path_factory: pytest.TempPathFactory,
+              *formats: str) -> Iterator[dict]:
+    """A new instance of the cloud image whose NoCloud user data is ``trueup userdata
+    --wheel ... FORMATS``; its root survives stops (a stop and a start is a reboot)."""
+    base = tmp_path_factory.mktemp(name)
+    upper = base / "upper"
+    root = _overlay(base, f"{cloud_image}:{testhost_image}", upper=upper)
+    try:
         wheel = _wheels(base, trueup_wheel)
-        userdata = run_cli("userdata", "--wheel", f"/srv/wheels/{trueup_wheel.name}",
+        userdata = run_cli("userdata", *formats, "--wheel", f"/srv/wheels/{trueup_wheel.name}",
                            "--source", "/srv/recipes", "--env", "test")
         assert userdata.returncode == 0, userdata.stderr
         seed = base / "seed"
         seed.mkdir()
         (seed / "user-data").write_text(userdata.stdout)
         (seed / "meta-data").write_text("instance-id: i-0123456789abcdef0\n"
-                                        "local-hostname: trueup-userdata\n")
+                                        f"local-hostname: {name}\n")
         binds = [(str(seed), SEED), (str(wheel), "/srv/wheels"),
                  (str(_bundle(base)), "/srv/recipes")]
         yield {"root": root, "upper": upper, "binds": binds, "userdata": userdata.stdout,
                "repo": local_repo}
     finally:
         subprocess.run(["umount", "-l", str(root)], check=False)
+
+
+@pytest.fixture(scope="module")
+def machine(cloud_image: Path, testhost_image: Path, local_repo: Path, trueup_wheel: Path,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    with _instance("userdata-boot", cloud_image, testhost_image, local_repo, trueup_wheel,
+                   tmp_path_factory) as instance:
+        yield instance
 
 
 def _boot(machine: dict) -> BootedHost:
@@ -157,3 +190,28 @@ def test_first_boot_converges_once_and_shutdown_runs_at_poweroff(machine: dict) 
 def _first_report(host: BootedHost) -> str:
     names = host.run(["ls", "/var/lib/trueup/reports/history"]).stdout.split()
     return sorted(names)[0]
+
+
+def test_cloud_config_user_data_converges_at_first_boot(
+        cloud_image: Path, testhost_image: Path, local_repo: Path, trueup_wheel: Path,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """``--format cloud-config``: cloud-init writes the script (write_files) and runs it
+    (runcmd); the instance converges like the shell form's."""
+    with _instance("cloud-config-boot", cloud_image, testhost_image, local_repo, trueup_wheel,
+                   tmp_path_factory, "--format", "cloud-config") as instance:
+        assert instance["userdata"].startswith("#cloud-config\n")
+        assert len(instance["userdata"].encode()) < 16384
+        host = _boot(instance)
+        try:
+            status = host.run(["cloud-init", "status", "--long"], check=False)
+            assert "status: done" in status.stdout, status.stdout + host.diagnostics()
+            report = json.loads(host.read_file("/var/lib/trueup/reports/history/"
+                                               + _first_report(host)))
+            assert report["event"] == "setup" and report["exit_code"] == 0, report
+            assert _lines(host, "/var/lib/trueup-test-setup.count") == ["setup"]
+            checks = run_recipe_checks(host, "base", "web")
+            assert checks.returncode == 0, checks.stdout + checks.stderr
+            enabled = host.run(["systemctl", "is-enabled", "trueup-watch.service"], check=False)
+            assert enabled.stdout.strip() == "enabled"
+        finally:
+            host.stop(timeout=60)
