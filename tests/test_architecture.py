@@ -11,7 +11,7 @@ AGENT = Path(__file__).resolve().parent.parent / "agent"
 
 # Highest first: a package may import only packages below it (and the base modules).
 LAYERS = ["cli", "commands", "engine", "sources", "compile", "resources", "host", "aws"]
-BASE = {"errors", "model", "redact", "logs", "config", "__init__", "__main__"}
+BASE = {"errors", "model", "redact", "jsontext", "logs", "config", "__init__", "__main__"}
 
 
 def _modules() -> dict[str, Path]:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
 
 from agent.host.system import write_file_atomic
 
-# a backup's file name: its UTC time, then nanoseconds so that names sort by age
-_STAMP = re.compile(r"\d{8}T\d{6}Z\.\d{9}")
+
+def _is_stamp(name: str) -> bool:
+    """A backup's file name: its UTC time, then nanoseconds so that names sort by age
+    (``20261202T051500Z.123456789``)."""
+    return (len(name) == 26 and name[8] == "T" and name[15:17] == "Z."
+            and (name[:8] + name[9:15] + name[17:]).isdecimal())
 
 
 class Backups:
@@ -65,7 +68,7 @@ class Backups:
             names = os.listdir(where)
         except FileNotFoundError:
             return []
-        return sorted(n for n in names if _STAMP.fullmatch(n)
+        return sorted(n for n in names if _is_stamp(n)
                       and os.path.isfile(os.path.join(where, n)))
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import signal
+# the C module behind `signal`: the same functions and numbers, without signal.py's enums
+# (importing `enum` is several milliseconds of every run)
+import _signal as signal
 import sys
 from types import FrameType
 

@@ -14,8 +14,9 @@ the boot id of the boot it was written in. The next run reads it:
 from __future__ import annotations
 
 import contextlib
-import json
 import os
+
+from agent.jsontext import dumps
 
 TYPE_CHECKING = False  # typing itself is not imported at run time
 if TYPE_CHECKING:
@@ -43,8 +44,14 @@ def read_marker(state_dir: str) -> dict[str, Any] | None:
     """The pending reboot request, or None (no marker, or one that cannot be read)."""
     try:
         with open(marker_path(state_dir), "rb") as fh:
-            data = json.loads(fh.read(65536))
-    except (OSError, ValueError):
+            text = fh.read(65536)
+    except OSError:
+        return None
+    import json  # only when there is a marker: json costs a run its start-up time
+
+    try:
+        data = json.loads(text)
+    except ValueError:
         return None
     return data if isinstance(data, dict) else None
 
@@ -57,7 +64,7 @@ def write_marker(state_dir: str, run_id: str, request: dict[str, str],
     tmp = f"{path}.tmp{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1)
+        fh.write(dumps(data))
     os.replace(tmp, path)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import time
@@ -11,6 +10,7 @@ from collections import Counter
 
 from agent.errors import TrueupError
 from agent.host.system import write_file_atomic
+from agent.jsontext import dumps as json_dumps
 from agent.model import (
     CHANGED,
     EXCLUDED,
@@ -281,7 +281,7 @@ def _iso(ts: float) -> str:
 
 
 def dumps(report: dict[str, Any], indent: int | None = 2) -> str:
-    text = json.dumps(report, indent=indent, default=str)
+    text = json_dumps(report, indent=indent)
     return REDACTOR.scrub(text) if REDACTOR else text
 
 
@@ -296,7 +296,7 @@ def store(state_dir: str, report: dict[str, Any], keep: int) -> str:
     folder = os.path.join(state_dir, "reports")
     history = os.path.join(folder, "history")
     os.makedirs(folder, mode=0o700, exist_ok=True)
-    data = dumps(report, indent=None).encode() + b"\n"  # compact: C encoder, fast for big runs
+    data = dumps(report, indent=None).encode() + b"\n"  # compact: the C encoder
     last = os.path.join(folder, "last_run.json")
     _write(last, data)
     os.makedirs(history, mode=0o700, exist_ok=True)
@@ -334,6 +334,8 @@ def load_last(state_dir: str) -> dict[str, Any] | None:
     except OSError as exc:
         raise TrueupError(f"cannot read the last report ({exc.strerror}); {REWRITE}",
                           path) from None
+    import json
+
     try:
         report = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -351,6 +353,8 @@ def stored(state_dir: str) -> Iterator[tuple[str, Any]]:
     """(path, parsed JSON) of last_run.json, then of each report in history/ by name
     (oldest first); a file that cannot be read or parsed is passed over. The values
     are not checked to be reports."""
+    import json
+
     folder = os.path.join(state_dir, "reports")
     paths = [os.path.join(folder, "last_run.json")]
     history = os.path.join(folder, "history")
@@ -404,5 +408,5 @@ def _is_number(value: Any) -> bool:
 
 
 def _clip(value: Any, width: int = 40) -> str:
-    text = json.dumps(value, default=str)
+    text = json_dumps(value)
     return text if len(text) <= width else text[:width - 3] + "..."

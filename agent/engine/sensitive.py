@@ -9,7 +9,6 @@ unmasked changes still go to ``apply``, which needs them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping
 
 from agent.model import Change
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
 # state values form a closed vocabulary (the kind's STATES), so they cannot carry a secret
 STATE_WORDS = frozenset({"present", "absent", "running", "stopped"})
 GENERIC_ERROR = "failed (details hidden: the resource is sensitive)"
-_CLAUSE_END = re.compile(r"[:;|\n]")
+_CLAUSE_ENDS = ":;|\n"
 _MIN_VALUE = 3  # shorter values ("0", "80") would match every message
 
 
@@ -57,7 +56,8 @@ def shown_error(res: Any, message: str, changes: Iterable[Change] = ()) -> str:
     """
     if not res.sensitive:
         return message
-    head = _CLAUSE_END.split(message, 1)[0].strip()
+    ends = [i for i in map(message.find, _CLAUSE_ENDS) if i >= 0]
+    head = message[:min(ends, default=len(message))].strip()
     if not head or any(value in head for value in _values(res, changes)):
         return GENERIC_ERROR
     return head

@@ -17,7 +17,6 @@ only, and an offline run that needs one stops with a message saying so.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import stat
 import time
@@ -57,15 +56,23 @@ def downloads_dir(state_dir: str) -> Path:
 def load(state_dir: str, name: str) -> dict[str, Any]:
     """A JSON record file under ``sources/`` ({} when absent or unreadable)."""
     try:
-        with open(os.path.join(state_dir, "sources", name), encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
+        with open(os.path.join(state_dir, "sources", name), "rb") as fh:
+            text = fh.read()
+    except OSError:
+        return {}
+    import json  # only when there is a record: json costs a folder run its start-up time
+
+    try:
+        data = json.loads(text)
+    except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
 
 
 def save(state_dir: str, name: str, data: dict[str, Any]) -> None:
     """Write a record file atomically, mode 0600."""
+    import json
+
     folder = os.path.join(state_dir, "sources")
     os.makedirs(folder, mode=0o700, exist_ok=True)
     write_file_atomic(os.path.join(folder, name),
