@@ -64,7 +64,7 @@ def write_marker(state_dir: str, run_id: str, request: dict[str, str],
     tmp = f"{path}.tmp{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write(dumps(data))
+        fh.write(dumps(data, indent=1))
     os.replace(tmp, path)
 
 
