@@ -437,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     no traceback: a command whose output is its product exits 141; run and plan
     have already finished (their console never raises) and keep their code.
 
-    Called without ``argv`` (the ``trueup`` console script, ``python -m agent``), it
+    Called without ``argv`` (the ``trueup`` command, ``python -m agent``), it
     does not return: the process ends through :func:`exit_now`, without the
     interpreter's teardown.
     """

@@ -8,6 +8,7 @@ wheelhouse) and again changing nothing is in tests/system/test_bake_image.py.
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -62,6 +63,18 @@ def test_the_wheel_holds_ami_and_every_agent_module(wheel: Path) -> None:
     assert not any(n.startswith(("ami/", "tests/", "packer/")) for n in names)
 
 
+def test_the_trueup_command_imports_nothing_before_the_cli(wheel: Path) -> None:
+    """The wheel's ``trueup`` script is trueup's own (``#!python``, rewritten by pip to the
+    environment's interpreter), not a generated wrapper that imports ``re`` first."""
+    with zipfile.ZipFile(wheel) as whl:
+        (script,) = [n for n in whl.namelist() if n.endswith(".data/scripts/trueup")]
+        text = whl.read(script).decode()
+    assert text.startswith("#!python\n")
+    imports = [node for node in ast.parse(text).body
+               if isinstance(node, (ast.Import, ast.ImportFrom))]
+    assert [ast.unparse(node) for node in imports] == ["import sys", "from agent.cli import main"]
+
+
 @pytest.mark.parametrize("argv, message", [
     ([], "usage"),
     (["/nonexistent.whl"], "does not exist"),
@@ -88,3 +101,6 @@ def test_an_editable_install_resolves_agent_ami(checkout: Path, tmp_path: Path) 
     out = subprocess.run([python, "-c", code], capture_output=True, text=True, cwd="/",
                          env={"PATH": os.environ["PATH"]}, check=True).stdout.strip()
     assert Path(out) == checkout / "ami" / "install.sh"
+    version = subprocess.run([str(venv / "bin" / "trueup"), "--version"], capture_output=True,
+                             text=True, cwd="/", env={"PATH": os.environ["PATH"]}, check=False)
+    assert version.returncode == 0 and version.stdout.startswith("trueup "), version
