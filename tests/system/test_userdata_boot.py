@@ -137,21 +137,27 @@ def _lines(host: BootedHost, path: str) -> list[str]:
     return done.stdout.splitlines()
 
 
+def _converged_at_first_boot(host: BootedHost) -> None:
+    """cloud-init finished; its run of the user data converged the setup run list once
+    (exit 0), the recipes pass their testinfra checks, the agent's units are enabled."""
+    status = host.run(["cloud-init", "status", "--long"], check=False)
+    assert "status: done" in status.stdout, status.stdout + host.diagnostics()
+    report = json.loads(host.read_file("/var/lib/trueup/reports/history/"
+                                       + _first_report(host)))
+    assert report["event"] == "setup" and report["exit_code"] == 0, report
+    assert _lines(host, "/var/lib/trueup-test-setup.count") == ["setup"]
+    checks = run_recipe_checks(host, "base", "web")
+    assert checks.returncode == 0, checks.stdout + checks.stderr
+    for unit in ("trueup-watch.service", "trueup-shutdown.service"):
+        enabled = host.run(["systemctl", "is-enabled", unit], check=False)
+        assert enabled.stdout.strip() == "enabled", unit
+
+
 def test_first_boot_converges_once_and_shutdown_runs_at_poweroff(machine: dict) -> None:
     assert len(machine["userdata"].encode()) < 16384
     host = _boot(machine)
     try:
-        status = host.run(["cloud-init", "status", "--long"], check=False)
-        assert "status: done" in status.stdout, status.stdout + host.diagnostics()
-        report = json.loads(host.read_file("/var/lib/trueup/reports/history/"
-                                           + _first_report(host)))
-        assert report["event"] == "setup" and report["exit_code"] == 0, report
-        assert _lines(host, "/var/lib/trueup-test-setup.count") == ["setup"]
-        checks = run_recipe_checks(host, "base", "web")
-        assert checks.returncode == 0, checks.stdout + checks.stderr
-        for unit in ("trueup-watch.service", "trueup-shutdown.service"):
-            enabled = host.run(["systemctl", "is-enabled", unit], check=False)
-            assert enabled.stdout.strip() == "enabled", unit
+        _converged_at_first_boot(host)
         active = host.run(["systemctl", "is-active", "trueup-shutdown.service"], check=False)
         assert active.stdout.strip() == "active"
         log = host.read_file("/var/log/trueup/userdata.log").decode()
@@ -203,15 +209,6 @@ def test_cloud_config_user_data_converges_at_first_boot(
         assert len(instance["userdata"].encode()) < 16384
         host = _boot(instance)
         try:
-            status = host.run(["cloud-init", "status", "--long"], check=False)
-            assert "status: done" in status.stdout, status.stdout + host.diagnostics()
-            report = json.loads(host.read_file("/var/lib/trueup/reports/history/"
-                                               + _first_report(host)))
-            assert report["event"] == "setup" and report["exit_code"] == 0, report
-            assert _lines(host, "/var/lib/trueup-test-setup.count") == ["setup"]
-            checks = run_recipe_checks(host, "base", "web")
-            assert checks.returncode == 0, checks.stdout + checks.stderr
-            enabled = host.run(["systemctl", "is-enabled", "trueup-watch.service"], check=False)
-            assert enabled.stdout.strip() == "enabled"
+            _converged_at_first_boot(host)
         finally:
             host.stop(timeout=60)
