@@ -52,8 +52,8 @@ RUN = {
     "agent.engine.runner", "agent.engine.sensitive", "agent.errors", "agent.host",
     "agent.host.facts", "agent.host.files", "agent.host.pyinfra_bridge",
     "agent.host.system", "agent.jsontext", "agent.model", "agent.redact", "agent.resources",
-    "agent.sources",
-    "agent.sources.base", "agent.sources.cache", "agent.sources.local", "agent.sources.view",
+    "agent.sources", "agent.sources.base", "agent.sources.cache", "agent.sources.local",
+    "agent.sources.view",
 }
 KINDS = {"agent.resources.directory", "agent.resources.file", "agent.resources.template",
          "agent.resources.link", "agent.resources.command"}
