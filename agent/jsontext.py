@@ -1,10 +1,10 @@
-"""JSON text for the reports a run writes, without importing :mod:`json`.
+"""JSON text for the reports a run writes, without importing :mod:`json` when it can.
 
 ``import json`` imports ``re`` and ``enum`` and compiles its regular expressions: on a
-small instance that is about 15 ms, a fifth of an empty run. A run only writes JSON, so
+small instance that is about 15 ms, a fifth of an empty run. A run mostly writes JSON, so
 :func:`dumps` calls the C encoder that ``json.dumps`` itself uses for compact output
-(same text, same speed); :mod:`json` is imported only for indented output or where that
-encoder is missing.
+(same text, same speed); :mod:`json` is imported only for indented output, where that
+encoder is missing, or by :func:`read_object` when there is a file to read.
 """
 
 from __future__ import annotations
@@ -28,3 +28,20 @@ def dumps(value: Any, indent: int | None = None) -> str:
     import json
 
     return json.dumps(value, indent=indent, default=str)
+
+
+def read_object(path: str, limit: int = -1) -> dict[str, Any] | None:
+    """The JSON object in the file ``path`` (its first ``limit`` bytes); None when the file
+    is missing or unreadable, or holds no JSON object."""
+    try:
+        with open(path, "rb") as fh:
+            text = fh.read(limit)
+    except OSError:
+        return None
+    import json  # only now: most runs find no such file
+
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None

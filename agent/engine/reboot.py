@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from agent.jsontext import dumps
+from agent.jsontext import dumps, read_object
 
 TYPE_CHECKING = False  # typing itself is not imported at run time
 if TYPE_CHECKING:
@@ -42,18 +42,7 @@ def marker_path(state_dir: str) -> str:
 
 def read_marker(state_dir: str) -> dict[str, Any] | None:
     """The pending reboot request, or None (no marker, or one that cannot be read)."""
-    try:
-        with open(marker_path(state_dir), "rb") as fh:
-            text = fh.read(65536)
-    except OSError:
-        return None
-    import json  # only when there is a marker: json costs a run its start-up time
-
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
+    return read_object(marker_path(state_dir), 65536)
 
 
 def write_marker(state_dir: str, run_id: str, request: dict[str, str],

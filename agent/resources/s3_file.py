@@ -11,6 +11,7 @@ from typing import Any
 
 from agent.errors import ResourceError, TrueupError, Unreachable
 from agent.host.system import temp_name, write_file_atomic
+from agent.jsontext import read_object
 from agent.model import Change
 from agent.resources import (
     Resource,
@@ -161,12 +162,7 @@ class S3File(Resource, kind="s3_file"):
     def _records(self) -> dict[str, Any]:
         if not self.ctx.state_dir:
             return {}
-        try:
-            with open(os.path.join(self.ctx.state_dir, RECORDS), "rb") as fh:
-                data = json.loads(fh.read())
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        return read_object(os.path.join(self.ctx.state_dir, RECORDS)) or {}
 
     def _remember(self) -> None:
         """Keep the source, ETag and sha256 the file now holds (best effort)."""

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 
 from agent.errors import TrueupError
 from agent.host.system import write_file_atomic
+from agent.jsontext import read_object
 
 TYPE_CHECKING = False  # typing itself is not imported at run time
 if TYPE_CHECKING:
@@ -55,18 +56,7 @@ def downloads_dir(state_dir: str) -> Path:
 
 def load(state_dir: str, name: str) -> dict[str, Any]:
     """A JSON record file under ``sources/`` ({} when absent or unreadable)."""
-    try:
-        with open(os.path.join(state_dir, "sources", name), "rb") as fh:
-            text = fh.read()
-    except OSError:
-        return {}
-    import json  # only when there is a record: json costs a folder run its start-up time
-
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_object(os.path.join(state_dir, "sources", name)) or {}
 
 
 def save(state_dir: str, name: str, data: dict[str, Any]) -> None:
