@@ -6,11 +6,14 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.engine import backups as backups_module
 from agent.engine.backups import Backups
@@ -109,3 +112,14 @@ def test_a_full_backup_disk_fails_the_file_and_leaves_it_unchanged(tmp_path: Pat
     assert error.endswith(f"{target} left unchanged")
     assert by_name[f"file:{tmp_path}/after"]["status"] == "changed"
     assert out.returncode == 4
+
+
+STAMP = re.compile(r"\d{8}T\d{6}Z\.\d{9}")
+
+
+@given(st.from_regex(STAMP, fullmatch=True) | st.text(max_size=30)
+       | st.sampled_from(["20261202T051500Z.123456789", "20261202T051500Z.12345678",
+                          "20261202T051500Z-123456789", "2026120xT051500Z.123456789",
+                          "20261202t051500Z.123456789", "20261202T051500Z.123456789\n"]))
+def test_a_backup_name_is_what_the_pattern_matched(name):
+    assert backups_module._is_stamp(name) == bool(STAMP.fullmatch(name))

@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import stat
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.aws.secrets import SecretStore
 from agent.compile.loader import Bundle
 from agent.compile.prepare import Options, prepare
 from agent.config import Config
 from agent.engine import report as reports
+from agent.engine import sensitive
 from agent.engine.backups import Backups
 from agent.engine.runner import Runner
 from agent.errors import ResourceError
@@ -200,3 +205,10 @@ def test_parse_cache_holds_no_recipe_with_a_sensitive_resource(tmp_path, trueup,
         (bundle / "app" / "recipe.yml").read_text() + "    sensitive: true\n")
     assert trueup("plan", str(bundle)).returncode == 0
     assert cached() == []  # and its entry goes once it holds a sensitive one
+
+
+@given(st.text(alphabet=st.sampled_from("ab :;|\n\t\r\x85")))
+def test_a_sensitive_error_keeps_what_came_before_the_first_separator(message):
+    res = SimpleNamespace(sensitive=True, spec={}, ident="command:x")
+    expected = re.split(r"[:;|\n]", message, maxsplit=1)[0].strip()
+    assert sensitive.shown_error(res, message) == (expected or sensitive.GENERIC_ERROR)
