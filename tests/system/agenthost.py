@@ -23,13 +23,14 @@ BUNDLE = "/srv/recipes"  # the repository's recipes/, copied into the host
 
 
 def start_agent_host(image: Path, repo: Path, wheel: Path, *, recipes: bool = True,
-                     mask: tuple[str, ...] = ()) -> BootedHost:
+                     network: str = "private", mask: tuple[str, ...] = ()) -> BootedHost:
     """A booted host (private network, local apt repo) with trueup installed from ``wheel``.
 
     ``ssh.service`` is not masked by default: the base recipe manages sshd, and with a
-    private network namespace port 22 clashes with nothing.
+    private network namespace port 22 clashes with nothing. A host on the machine's
+    network (``network="host"``, to reach a server on its loopback) must mask it.
     """
-    host = BootedHost(image, network="private", mask=mask, apt_repo=repo)
+    host = BootedHost(image, network=network, mask=mask, apt_repo=repo)
     host.start()
     try:
         host.install_wheel(wheel)
@@ -41,12 +42,13 @@ def start_agent_host(image: Path, repo: Path, wheel: Path, *, recipes: bool = Tr
     return host
 
 
-def diagnosed_agent_host(image: Path, repo: Path, wheel: Path, request: Any, *,
-                         recipes: bool = True) -> Iterator[BootedHost]:
-    """:func:`start_agent_host` for a fixture (``yield from``): the host is stopped after
-    its tests, and its journal and failed units are printed if one of them failed."""
+def diagnosed_agent_host(image: Path, repo: Path, wheel: Path, request: Any,
+                         **options: Any) -> Iterator[BootedHost]:
+    """:func:`start_agent_host` (with its keyword ``options``) for a fixture
+    (``yield from``): the host is stopped after its tests, and its journal and failed
+    units are printed if one of them failed."""
     failed_before = request.session.testsfailed
-    host = start_agent_host(image, repo, wheel, recipes=recipes)
+    host = start_agent_host(image, repo, wheel, **options)
     try:
         yield host
     finally:

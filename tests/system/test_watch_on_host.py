@@ -14,15 +14,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from agenthost import TRUEUP, main_start, write_recipe
+from agenthost import TRUEUP, diagnosed_agent_host, main_start, write_recipe
 from testhost import BootedHost
 
 from tests.aws.conftest import BUCKET, ENV, SOURCE
 from tests.helpers import write_bundle
+from tests.watchd import wait_for
+
+_wait = partial(wait_for, timeout=60.0, step=0.1)  # a host call per try: not too often
 
 pytestmark = [pytest.mark.host, pytest.mark.slow]
 
@@ -43,26 +47,12 @@ print(json.dumps(out))
 """
 
 
-def _wait(what: Callable[[], Any], timeout: float = 60.0, step: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (got := what()):
-        assert time.monotonic() < deadline, f"not true after {timeout} s"
-        time.sleep(step)
-    return got
-
-
 @pytest.fixture(scope="module")
-def host(testhost_image: Path, trueup_wheel: Path, request) -> Iterator[BootedHost]:
-    failed_before = request.session.testsfailed
-    booted = BootedHost(testhost_image)  # the machine's network: moto is on its loopback
-    booted.start()
-    try:
-        booted.install_wheel(trueup_wheel)
-        yield booted
-    finally:
-        if request.session.testsfailed > failed_before and booted.running:
-            print(f"\n=== diagnostics of {booted.name} ===\n{booted.diagnostics()}")
-        booted.stop()
+def host(testhost_image: Path, local_repo: Path, trueup_wheel: Path,
+         request) -> Iterator[BootedHost]:
+    # the machine's network: moto is on its loopback
+    yield from diagnosed_agent_host(testhost_image, local_repo, trueup_wheel, request,
+                                    recipes=False, network="host", mask=("ssh.service",))
 
 
 class Daemon:
