@@ -55,21 +55,34 @@ def wait_for_pid(pidfile: Path, proc: subprocess.Popen | None = None,
 
 
 def group_gone(pgid: int, timeout: float = 10) -> bool:
-    """Whether no process of group ``pgid`` is left (PID 1 may take a moment to reap)."""
-    return _gone(lambda: os.killpg(pgid, 0), timeout)
+    """Whether no live process of group ``pgid`` is left."""
+    return _gone(lambda: any(group == pgid for _, group in _live_processes()), timeout)
 
 
 def process_gone(pid: int, timeout: float = 10) -> bool:
-    """Whether process ``pid`` has ended (and been reaped)."""
-    return _gone(lambda: os.kill(pid, 0), timeout)
+    """Whether process ``pid`` has ended."""
+    return _gone(lambda: any(p == pid for p, _ in _live_processes()), timeout)
 
 
-def _gone(probe, timeout: float) -> bool:
+def _live_processes() -> list[tuple[int, int]]:
+    """(pid, process group) of every process that has not ended. An ended child of an
+    ended parent stays a zombie until PID 1 reaps it, and some inits reap only every
+    few seconds; a zombie runs nothing, so it counts as gone."""
+    live = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rpartition(")")[2].split()
+                if fields[0] not in ("Z", "X"):  # state, then ppid, then pgrp
+                    live.append((int(entry), int(fields[2])))
+    return live
+
+
+def _gone(running, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            probe()
-        except ProcessLookupError:
+        if not running():
             return True
         time.sleep(0.05)
     return False
