@@ -161,3 +161,22 @@ def test_a_stored_report_reads_back(tmp_path, trueup, env):
     human = trueup("report")
     assert human.returncode == 0 and "totals: 2 changed" in human.stdout
     assert os.stat(reports_dir(env) / "last_run.json").st_mode & 0o777 == 0o600
+
+
+def test_stored_reports_pass_over_what_is_not_a_readable_json_object(tmp_path: Path) -> None:
+    """What ``seal`` and ``plan --bake-report`` read: last_run.json, then history/ oldest
+    first; a truncated, non-object, non-UTF-8 or unreadable file is passed over."""
+    from agent.engine.report import stored
+
+    folder = tmp_path / "reports"
+    history = folder / "history"
+    history.mkdir(parents=True)
+    (folder / "last_run.json").write_text('{"run_id": "last"}')
+    for name, data in [("1.json", b'{"run_id": "one"}'), ("2.json", b'{"run_id": '),
+                       ("3.json", b'["run_id"]'), ("4.json", b'"text"'),
+                       ("5.json", b'{"run_id": "\xff"}'), ("6.json", b'{"run_id": "six"}')]:
+        (history / name).write_bytes(data)
+    (history / "7.json").mkdir()  # a folder: cannot be read as a file
+    assert [(Path(p).name, r["run_id"]) for p, r in stored(str(tmp_path))] == [
+        ("last_run.json", "last"), ("1.json", "one"), ("6.json", "six")]
+    assert list(stored(str(tmp_path / "none"))) == []

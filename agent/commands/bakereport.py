@@ -34,8 +34,8 @@ def measured(state_dir: str) -> tuple[dict[str, float], list[str]]:
     costs: dict[str, float] = {}
     runs: list[str] = []
     for _path, report in stored(state_dir):
-        if not isinstance(report, dict) or report.get("phase") != "all" \
-                or report.get("mode") != "run" or "interrupted" in report:
+        if report.get("phase") != "all" or report.get("mode") != "run" \
+                or "interrupted" in report:
             continue
         run_id = str(report.get("run_id"))
         if run_id in runs:

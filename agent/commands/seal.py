@@ -32,7 +32,7 @@ def secret_files(state_dir: str) -> list[tuple[str, str]]:
 
     found: dict[str, str] = {}
     for path, report in stored(state_dir):
-        for ident in report.get("sensitive") or [] if isinstance(report, dict) else []:
+        for ident in report.get("sensitive") or []:
             kind, _, name = str(ident).partition(":")
             if kind in PATH_KINDS and os.path.lexists(name):
                 found.setdefault(name, path)

@@ -11,6 +11,7 @@ from collections import Counter
 from agent.errors import TrueupError
 from agent.host.system import write_file_atomic
 from agent.jsontext import dumps as json_dumps
+from agent.jsontext import read_object
 from agent.model import (
     CHANGED,
     EXCLUDED,
@@ -349,24 +350,19 @@ def load_last(state_dir: str) -> dict[str, Any] | None:
 REWRITE = "the next `trueup run` writes a new one"
 
 
-def stored(state_dir: str) -> Iterator[tuple[str, Any]]:
-    """(path, parsed JSON) of last_run.json, then of each report in history/ by name
-    (oldest first); a file that cannot be read or parsed is passed over. The values
-    are not checked to be reports."""
-    import json
-
+def stored(state_dir: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(path, JSON object) of last_run.json, then of each report in history/ by name
+    (oldest first); a file that cannot be read or holds no JSON object is passed over.
+    The objects are not checked further to be reports."""
     folder = os.path.join(state_dir, "reports")
     paths = [os.path.join(folder, "last_run.json")]
     history = os.path.join(folder, "history")
     if os.path.isdir(history):
         paths += [os.path.join(history, n) for n in sorted(os.listdir(history))]
     for path in paths:
-        try:
-            with open(path, "rb") as fh:
-                report = json.loads(fh.read())
-        except (OSError, ValueError):
-            continue
-        yield path, report
+        report = read_object(path)
+        if report is not None:
+            yield path, report
 
 
 def _first_line(exc: Exception) -> str:
