@@ -111,9 +111,6 @@ class Block(Resource, kind="block"):
         content = self.spec["content"]
         self.body = [line.encode() for line in content.splitlines()]
 
-    def _current(self) -> bytes | None:
-        return read_current(self.path)
-
     def _edit(self, data: bytes) -> tuple[bytes, str]:
         lines = split_lines(data)
         eol = b"\r\n" if lines and lines[0].endswith(b"\r\n") else b"\n"
@@ -156,7 +153,7 @@ class Block(Resource, kind="block"):
         return hits[-1] + 1 if key == "insert_after" else hits[0]
 
     def check(self) -> list[Change]:
-        current = self._current()
+        current = read_current(self.path)
         if current is None:
             if self.state == "absent":
                 return []

@@ -110,11 +110,8 @@ class Line(Resource, kind="line"):
             return True
         return bool(self.regex and self.regex.search(body.decode("utf-8", "surrogateescape")))
 
-    def _current(self) -> bytes | None:
-        return read_current(self.path)
-
     def check(self) -> list[Change]:
-        current = self._current()
+        current = read_current(self.path)
         if current is None:
             if self.state == "absent":
                 return []
